@@ -532,4 +532,58 @@ mod tests {
         let back: Labels = serde_json::from_str(&j).unwrap();
         assert_eq!(back, l);
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn pairs() -> impl Strategy<Value = Vec<(String, String)>> {
+            proptest::collection::vec(("[a-zA-Z_][a-zA-Z0-9_]{0,8}", "\\PC{0,6}"), 0..8)
+        }
+
+        proptest! {
+            #[test]
+            fn built_sets_are_sorted_unique_and_order_independent(mut p in pairs()) {
+                p.sort_by(|a, b| a.0.cmp(&b.0));
+                p.dedup_by(|a, b| a.0 == b.0);
+                let l = Labels::from_pairs(p.iter().map(|(a, b)| (a.as_str(), b.as_str()))).unwrap();
+                prop_assert!(l.as_slice().windows(2).all(|w| w[0].name < w[1].name));
+                prop_assert!(l.iter().all(|x| !x.value.is_empty()));
+                let expected: Vec<(String, String)> = p.iter().filter(|(_, v)| !v.is_empty()).cloned().collect();
+                let got: Vec<(String, String)> = l.iter().map(|x| (x.name.to_string(), x.value.to_string())).collect();
+                prop_assert_eq!(&got, &expected);
+                let mut rev = p.clone();
+                rev.reverse();
+                let l2 = Labels::from_pairs(rev.iter().map(|(a, b)| (a.as_str(), b.as_str()))).unwrap();
+                prop_assert_eq!(l.fingerprint(), l2.fingerprint());
+                prop_assert_eq!(&l, &l2);
+            }
+
+            #[test]
+            fn order_agrees_with_pair_lists(a in pairs(), b in pairs()) {
+                let mk = |p: &Vec<(String, String)>| {
+                    let mut b = LabelsBuilder::new();
+                    for (n, v) in p { b.set(n, v); }
+                    b.build().unwrap()
+                };
+                let (la, lb) = (mk(&a), mk(&b));
+                let va: Vec<(&str, &str)> = la.iter().map(|l| (&*l.name, &*l.value)).collect();
+                let vb: Vec<(&str, &str)> = lb.iter().map(|l| (&*l.name, &*l.value)).collect();
+                prop_assert_eq!(la.cmp(&lb), va.cmp(&vb));
+                if la == lb {
+                    prop_assert_eq!(la.fingerprint(), lb.fingerprint());
+                }
+            }
+
+            #[test]
+            fn arbitrary_names_never_panic(n in "\\PC{0,12}", v in "\\PC{0,12}") {
+                let r = Labels::from_pairs([(n.as_str(), v.as_str())]);
+                if v.is_empty() {
+                    prop_assert!(r.is_ok());
+                } else {
+                    prop_assert_eq!(r.is_ok(), is_valid_label_name(&n));
+                }
+            }
+        }
+    }
 }

@@ -213,4 +213,29 @@ mod tests {
         assert_eq!(Matcher::regex("a", "b\"c").unwrap().to_string(), r#"a=~"b\"c""#);
         assert_eq!(Matcher::not_equal("a", "b").to_string(), r#"a!="b""#);
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// An escaped literal regex matches exactly what `=` matches.
+            #[test]
+            fn literal_regex_agrees_with_equal(lit in "\\PC{0,8}", v in "\\PC{0,8}") {
+                let re = Matcher::regex("a", regex::escape(&lit)).unwrap();
+                let eq = Matcher::equal("a", lit.clone());
+                prop_assert_eq!(re.matches(&v), eq.matches(&v));
+                prop_assert!(re.matches(&lit));
+                let nre = Matcher::not_regex("a", regex::escape(&lit)).unwrap();
+                prop_assert_eq!(nre.matches(&v), !eq.matches(&v));
+            }
+
+            #[test]
+            fn arbitrary_patterns_never_panic(p in "\\PC{0,12}", v in "\\PC{0,8}") {
+                if let Ok(m) = Matcher::regex("a", p) {
+                    let _ = m.matches(&v);
+                }
+            }
+        }
+    }
 }
