@@ -159,10 +159,11 @@ impl CardinalityLimiter {
             return Err(LimitScope::PerMetric);
         }
         for l in labels.iter().filter(|l| &*l.name != METRIC_NAME) {
-            if let Some(values) = self.label_values.get(&*l.name) {
-                if values.len() >= self.limits.per_label_name && !values.contains(&*l.value) {
-                    return Err(LimitScope::PerLabelName(l.name.to_string()));
-                }
+            if let Some(values) = self.label_values.get(&*l.name)
+                && values.len() >= self.limits.per_label_name
+                && !values.contains(&*l.value)
+            {
+                return Err(LimitScope::PerLabelName(l.name.to_string()));
             }
         }
         Ok(())

@@ -443,10 +443,10 @@ impl LabelsBuilder {
                     max: lim.max_value_len,
                 });
             }
-            if &*l.name == METRIC_NAME {
-                if let Some(offset) = invalid_metric_name_offset(&l.value) {
-                    return Err(LabelError::InvalidMetricName { name: l.value.to_string(), offset });
-                }
+            if &*l.name == METRIC_NAME
+                && let Some(offset) = invalid_metric_name_offset(&l.value)
+            {
+                return Err(LabelError::InvalidMetricName { name: l.value.to_string(), offset });
             }
         }
         Ok(Labels { labels: self.pairs.into_iter().collect() })
