@@ -47,6 +47,7 @@
 pub mod bits;
 pub mod codec;
 mod error;
+mod ffor;
 pub mod store;
 mod varint;
 pub mod xor;

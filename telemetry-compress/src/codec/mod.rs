@@ -29,11 +29,15 @@ use crate::bits::{BitReader, BitWriter};
 use crate::error::ChunkError;
 use crate::varint::{get_uvarint, put_uvarint, read_uvarint_bits, unzigzag, write_uvarint_bits, zigzag};
 
+pub mod alp;
+pub mod chimp;
 pub mod gorilla;
 pub mod raw;
 #[cfg(feature = "zstd")]
 pub mod zstd;
 
+pub use alp::Alp;
+pub use chimp::Chimp128;
 pub use gorilla::Gorilla;
 pub use raw::Raw;
 #[cfg(feature = "zstd")]
@@ -82,7 +86,8 @@ pub fn codec_names() -> Vec<&'static str> {
 
 /// Every codec compiled in.
 pub fn all_codecs() -> Vec<Box<dyn Codec>> {
-    let mut v: Vec<Box<dyn Codec>> = vec![Box::new(Gorilla), Box::new(Raw), Box::new(crate::store::StoreCodec)];
+    #[allow(unused_mut)]
+    let mut v: Vec<Box<dyn Codec>> = vec![Box::new(Gorilla), Box::new(Chimp128), Box::new(Alp), Box::new(Raw), Box::new(crate::store::StoreCodec)];
     #[cfg(feature = "zstd")]
     v.insert(4, Box::new(Zstd::default()));
     v
