@@ -7,6 +7,8 @@
 //!   intersection, union and difference.
 //! - [`MemIndex`]: the head block's in-memory index (`&self` methods, one writer and many
 //!   concurrent readers).
+//! - [`BlockWriter`] / [`BlockIndex`]: the persisted, immutable index of a block, read
+//!   through a memory map with every offset bounds-checked and CRC32C checksums.
 //! - [`IndexReader`]: the query calls (`postings_for_matchers`, `label_names`,
 //!   `label_values`, series per metric name, top label pairs), written once and answered by
 //!   every index.
@@ -30,12 +32,14 @@
 //! assert_eq!(idx.series_count_by_metric_name(), [("up".to_string(), 3)]);
 //! ```
 
+pub mod block;
 mod error;
 pub mod mem;
 pub mod postings;
 mod pred;
 pub mod reader;
 
+pub use block::{BlockIndex, BlockWriter};
 pub use error::IndexError;
 pub use mem::{MemIndex, MemReader};
 pub use postings::{Postings, PostingsCursor, SliceCursor, UnsortedPostings};
