@@ -103,12 +103,16 @@ pub(crate) fn read_words(
     words: usize,
     out: &mut Vec<u64>,
 ) -> Result<(), crate::ChunkError> {
-    let len = words.checked_mul(8).filter(|&l| *pos + l <= bytes.len()).ok_or(crate::ChunkError::UnexpectedEof {
-        bit_offset: bytes.len() * 8,
-        needed: 64,
-    })?;
+    let len = words
+        .checked_mul(8)
+        .filter(|&l| *pos + l <= bytes.len())
+        .ok_or(crate::ChunkError::UnexpectedEof { bit_offset: bytes.len() * 8, needed: 64 })?;
     out.clear();
-    out.extend(bytes[*pos..*pos + len].chunks_exact(8).map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])));
+    out.extend(
+        bytes[*pos..*pos + len]
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])),
+    );
     *pos += len;
     Ok(())
 }

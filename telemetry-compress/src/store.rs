@@ -1,15 +1,64 @@
-//! The adaptive `store` chunk format (being filled in: currently every chunk is written as
-//! encoding `0x01`, a Prometheus XOR chunk).
+//! The adaptive `store` chunk format: one encoding byte, then the smallest of several encodings
+//! of the chunk's timestamps and values.
+//!
+//! This is the format telemetry-store writes. Each chunk is encoded every way below and the
+//! smallest result is kept; everything is lossless to the bit (NaN payloads, `-0.0`, the stale
+//! marker), unlike systems that drop NaNs. Ideas: Gorilla (Pelkonen et al., VLDB 2015, §4.1) for
+//! the XOR fallback; ALP's decimal scaling (Afroozeh et al., SIGMOD 2024, §3.1) to turn decimal
+//! floats into integers; delta / delta-of-delta and frame-of-reference bit packing for counters
+//! (Lemire & Boytsov, *Decoding billions of integers per second through vectorization*, 2015, §2).
+//!
+//! ```text
+//! ┌──────────────────────┬────────────┬────────────────────┬──────────────────────┐
+//! │ enc: u8              │ n: uvarint │ timestamps         │ values               │
+//! │ (ts << 4) | values   │ (samples)  │ (by ts kind)       │ (by value kind)      │
+//! └──────────────────────┴────────────┴────────────────────┴──────────────────────┘
+//! enc = 0x01 is special: the rest is a whole Prometheus XOR chunk (crate::xor), no n.
+//!
+//! timestamps (ms), kind 1 REGULAR: ┌─────────────────┬────────────────────┐  all deltas equal
+//!                                  │ t0: varint (zz) │ delta: varint (zz) │  (delta absent if n < 2)
+//!                                  └─────────────────┴────────────────────┘
+//! timestamps, kind 2 DOD:          ┌─────────────────┬───────────────────────────────────────┐
+//!                                  │ len: uvarint    │ Prometheus delta-of-delta bit stream  │
+//!                                  └─────────────────┴───────────────────────────────────────┘
+//! values, kind 1 CONST:   ┌──────────────────┐  every value has the same bits
+//!                         │ bits: u64 LE     │
+//!                         └──────────────────┘
+//! values, kind 2 XOR:     ┌──────────────────────────────────────────────┐  Gorilla values only
+//!                         │ v0: 64 bits, then XOR fields (crate::xor)    │  (to the end of the chunk)
+//!                         └──────────────────────────────────────────────┘
+//! values, kind 3 INT:
+//! ┌──────┬──────┬──────────┬──────────────┬─────────────────────────────┬──────────────┬────────┬───────┬────────────────┐
+//! │ e:u8 │ f:u8 │ order:u8 │ exc: uvarint │ exc × (gap: uvarint,        │ order seeds: │ min:   │ bw:u8 │ packed: bw bits│
+//! │ ≤ 18 │ ≤ e  │ 0..=2    │              │        bits: u64 LE)        │ varint (zz)  │ varint │ ≤ 64  │ × (n - order)  │
+//! └──────┴──────┴──────────┴──────────────┴─────────────────────────────┴──────────────┴────────┴───────┴────────────────┘
+//!   value i = d_i · 10^f · 10^-e (ALP's decode), d = the integers whose `order`-th differences
+//!   minus `min` are packed MSB first; exceptions (values that do not scale exactly) are stored
+//!   verbatim at positions given as gaps from the previous exception (first gap from 0).
+//! ```
+//!
+//! Errors: [`ChunkError::TooShort`], [`ChunkError::UnknownEncoding`], [`ChunkError::BadVarint`],
+//! [`ChunkError::UnexpectedEof`], [`ChunkError::Corrupt`], [`ChunkError::TooLarge`] (n over
+//! [`STORE_MAX_SAMPLES`]), [`ChunkError::TrailingBytes`].
 
-use crate::codec::Codec;
+use crate::bits::{BitReader, BitWriter};
+use crate::codec::alp::{EXP, FRAC, MAX_EXP, choose_exponents, encode_one};
+use crate::codec::{Codec, read_timestamps, write_timestamps};
 use crate::error::ChunkError;
-use crate::xor::{XOR_MAX_SAMPLES, XorChunk, decode_xor_chunk};
+use crate::varint::{get_uvarint, get_varint, put_uvarint, put_varint};
+use crate::xor::{XOR_MAX_SAMPLES, XorChunk, XorDecoder, XorEncoder, decode_xor_chunk};
 
 /// Largest number of samples in one store chunk.
 pub const STORE_MAX_SAMPLES: usize = XOR_MAX_SAMPLES;
 
 /// Encoding byte: the rest is a Prometheus XOR chunk.
 pub const ENC_XOR: u8 = 0x01;
+
+const TS_REGULAR: u8 = 1;
+const TS_DOD: u8 = 2;
+const V_CONST: u8 = 1;
+const V_XOR: u8 = 2;
+const V_INT: u8 = 3;
 
 /// Encodes samples (`ts` in ms, `vs` kept to the bit) as one store chunk.
 ///
@@ -27,13 +76,117 @@ pub fn encode_store_chunk(ts: &[i64], vs: &[f64]) -> Result<Vec<u8>, ChunkError>
 /// As [`encode_store_chunk`].
 pub fn encode_store_chunk_into(ts: &[i64], vs: &[f64], out: &mut Vec<u8>) -> Result<(), ChunkError> {
     check(ts, vs)?;
-    let mut c = XorChunk::with_capacity(ts.len() * 2 + 16);
-    for (&t, &v) in ts.iter().zip(vs) {
-        c.append(t, v)?;
-    }
-    out.push(ENC_XOR);
-    out.extend_from_slice(c.bytes());
+    let n = ts.len();
+    // Timestamps.
+    let mut tbuf = Vec::new();
+    let regular = n < 2 || ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == ts[1].wrapping_sub(ts[0]));
+    let ts_kind = if regular {
+        if n > 0 {
+            put_varint(&mut tbuf, ts[0]);
+        }
+        if n > 1 {
+            put_varint(&mut tbuf, ts[1].wrapping_sub(ts[0]));
+        }
+        TS_REGULAR
+    } else {
+        let mut w = BitWriter::with_capacity(n / 4 + 16);
+        write_timestamps(&mut w, ts);
+        let b = w.into_bytes();
+        put_uvarint(&mut tbuf, b.len() as u64);
+        tbuf.extend_from_slice(&b);
+        TS_DOD
+    };
+    // Values: try every encoding, keep the smallest.
+    let (v_kind, vbuf) = best_values(vs);
+    out.push((ts_kind << 4) | v_kind);
+    put_uvarint(out, n as u64);
+    out.extend_from_slice(&tbuf);
+    out.extend_from_slice(&vbuf);
     Ok(())
+}
+
+fn best_values(vs: &[f64]) -> (u8, Vec<u8>) {
+    if let Some(first) = vs.first()
+        && vs.iter().all(|v| v.to_bits() == first.to_bits())
+    {
+        return (V_CONST, first.to_bits().to_le_bytes().to_vec());
+    }
+    if vs.is_empty() {
+        return (V_CONST, Vec::new());
+    }
+    let mut best = (V_XOR, xor_values(vs));
+    let mut scales = vec![(0usize, 0usize)];
+    let chosen = choose_exponents(vs);
+    if chosen != (0, 0) {
+        scales.push(chosen);
+    }
+    for (e, f) in scales {
+        let mut digits = Vec::with_capacity(vs.len());
+        let mut exc = Vec::new();
+        let mut prev = 0i64;
+        for (i, &v) in vs.iter().enumerate() {
+            match encode_one(v, e, f) {
+                Some(d) => {
+                    digits.push(d);
+                    prev = d;
+                }
+                None => {
+                    exc.push(i);
+                    digits.push(prev);
+                }
+            }
+        }
+        if exc.len() * 4 > vs.len() {
+            continue;
+        }
+        for order in 0..=2u8 {
+            let b = int_values(vs, &digits, &exc, e, f, order);
+            if b.len() < best.1.len() {
+                best = (V_INT, b);
+            }
+        }
+    }
+    best
+}
+
+fn xor_values(vs: &[f64]) -> Vec<u8> {
+    let mut w = BitWriter::with_capacity(vs.len() * 2 + 16);
+    let mut e = XorEncoder::new();
+    for &v in vs {
+        e.append_value(&mut w, v);
+    }
+    w.into_bytes()
+}
+
+fn int_values(vs: &[f64], digits: &[i64], exc: &[usize], e: usize, f: usize, order: u8) -> Vec<u8> {
+    let mut out = vec![e as u8, f as u8, order];
+    put_uvarint(&mut out, exc.len() as u64);
+    let mut last = 0usize;
+    for &p in exc {
+        put_uvarint(&mut out, (p - last) as u64);
+        out.extend_from_slice(&vs[p].to_bits().to_le_bytes());
+        last = p;
+    }
+    let mut d: Vec<i64> = digits.to_vec();
+    let seeds = (order as usize).min(d.len());
+    for k in 0..seeds {
+        put_varint(&mut out, d[k]);
+        for i in (k + 1..d.len()).rev() {
+            d[i] = d[i].wrapping_sub(d[i - 1]);
+        }
+    }
+    let rest = &d[seeds..];
+    let min = rest.iter().copied().min().unwrap_or(0);
+    let max = rest.iter().copied().max().unwrap_or(0);
+    let bw = 64 - (max.wrapping_sub(min) as u64).leading_zeros();
+    put_varint(&mut out, min);
+    out.push(bw as u8);
+    let mut w = BitWriter::with_capacity(rest.len() * bw as usize / 8 + 8);
+    for &x in rest {
+        w.write_bits(x.wrapping_sub(min) as u64, bw);
+    }
+    out.extend_from_slice(w.as_bytes());
+    out
 }
 
 fn check(ts: &[i64], vs: &[f64]) -> Result<(), ChunkError> {
@@ -53,20 +206,151 @@ fn check(ts: &[i64], vs: &[f64]) -> Result<(), ChunkError> {
 /// Decodes a store chunk, appending timestamps (ms) to `ts` and values to `vs`.
 ///
 /// # Errors
-/// [`ChunkError::TooShort`] for an empty buffer, [`ChunkError::UnknownEncoding`], or the error
-/// of the encoding's decoder.
+/// See the module doc; on error the vectors may hold a partial chunk.
 pub fn decode_store_chunk(bytes: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<(), ChunkError> {
     let Some((&enc, body)) = bytes.split_first() else {
         return Err(ChunkError::TooShort { what: "store chunk", len: 0, needed: 1 });
     };
-    match enc {
-        ENC_XOR => decode_xor_chunk(body, ts, vs).map(|_| ()),
-        other => Err(ChunkError::UnknownEncoding(other)),
+    if enc == ENC_XOR {
+        return decode_xor_chunk(body, ts, vs).map(|_| ());
     }
+    let (ts_kind, v_kind) = (enc >> 4, enc & 15);
+    if !matches!(ts_kind, TS_REGULAR | TS_DOD) || !matches!(v_kind, V_CONST | V_XOR | V_INT) {
+        return Err(ChunkError::UnknownEncoding(enc));
+    }
+    let mut pos = 1;
+    let n = get_uvarint(bytes, &mut pos)?;
+    if n > STORE_MAX_SAMPLES as u64 {
+        return Err(ChunkError::TooLarge { what: "store chunk", count: n, limit: STORE_MAX_SAMPLES as u64 });
+    }
+    let n = n as usize;
+    ts.reserve(n);
+    vs.reserve(n);
+    if ts_kind == TS_REGULAR {
+        if n > 0 {
+            let t0 = get_varint(bytes, &mut pos)?;
+            let d = if n > 1 { get_varint(bytes, &mut pos)? } else { 0 };
+            let mut t = t0;
+            for _ in 0..n {
+                ts.push(t);
+                t = t.wrapping_add(d);
+            }
+        }
+    } else {
+        let len = get_uvarint(bytes, &mut pos)?;
+        let end = (pos as u64)
+            .checked_add(len)
+            .filter(|&e| e <= bytes.len() as u64)
+            .ok_or(ChunkError::Corrupt { what: "store timestamp length", offset: pos })? as usize;
+        read_timestamps(&mut BitReader::new(&bytes[pos..end]), n, ts)?;
+        pos = end;
+    }
+    let rest = &bytes[pos..];
+    match v_kind {
+        V_CONST => {
+            if n == 0 {
+                return if rest.is_empty() {
+                    Ok(())
+                } else {
+                    Err(ChunkError::TrailingBytes { extra: rest.len(), end: pos })
+                };
+            }
+            let b: [u8; 8] =
+                rest.try_into().map_err(|_| ChunkError::Corrupt { what: "constant value", offset: pos })?;
+            let v = f64::from_bits(u64::from_le_bytes(b));
+            vs.extend(std::iter::repeat_n(v, n));
+        }
+        V_XOR => {
+            let mut d = XorDecoder::new(BitReader::new(rest));
+            for _ in 0..n {
+                vs.push(f64::from_bits(d.next_value()?));
+            }
+        }
+        _ => decode_int(rest, pos, n, vs)?,
+    }
+    Ok(())
+}
+
+fn decode_int(b: &[u8], base: usize, n: usize, vs: &mut Vec<f64>) -> Result<(), ChunkError> {
+    let corrupt = |what, at| ChunkError::Corrupt { what, offset: base + at };
+    let [e, f, order, ..] = *b else {
+        return Err(ChunkError::TooShort { what: "store INT values", len: b.len(), needed: 3 });
+    };
+    let (e, f, order) = (e as usize, f as usize, order as usize);
+    if e > MAX_EXP || f > e || order > 2 {
+        return Err(corrupt("store INT header", 0));
+    }
+    let mut pos = 3;
+    let ne = get_uvarint(b, &mut pos)?;
+    if ne > n as u64 {
+        return Err(corrupt("store exception count", pos));
+    }
+    let mut exc = Vec::with_capacity(ne as usize);
+    let mut last = 0u64;
+    for _ in 0..ne {
+        let p = last.checked_add(get_uvarint(b, &mut pos)?).filter(|&p| p < n as u64);
+        let p = p.ok_or(corrupt("store exception position", pos))?;
+        let x = b.get(pos..pos + 8).ok_or(corrupt("store exception value", pos))?;
+        exc.push((p as usize, u64::from_le_bytes([x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]])));
+        pos += 8;
+        last = p;
+    }
+    let seeds = order.min(n);
+    let mut seed = [0i64; 2];
+    for s in seed.iter_mut().take(seeds) {
+        *s = get_varint(b, &mut pos)?;
+    }
+    let min = get_varint(b, &mut pos)?;
+    let bw = *b.get(pos).ok_or(corrupt("store bit width", pos))? as u32;
+    pos += 1;
+    if bw > 64 {
+        return Err(corrupt("store bit width", pos - 1));
+    }
+    let packed = &b[pos..];
+    let m = n - seeds;
+    if (m as u64) * (bw as u64) > packed.len() as u64 * 8 {
+        return Err(ChunkError::UnexpectedEof { bit_offset: (base + pos) * 8, needed: bw });
+    }
+    let mut r = BitReader::new(packed);
+    let mut d: Vec<i64> = Vec::with_capacity(n);
+    d.extend_from_slice(&seed[..seeds]);
+    for _ in 0..m {
+        d.push((r.read_bits(bw)? as i64).wrapping_add(min));
+    }
+    // Undo the differences, innermost first.
+    for k in (0..seeds).rev() {
+        for i in k + 1..n {
+            d[i] = d[i].wrapping_add(d[i - 1]);
+        }
+    }
+    let start = vs.len();
+    let (fe, fr) = (EXP[f], FRAC[e]);
+    vs.extend(d.iter().map(|&x| (x as f64) * fe * fr));
+    for (p, bits) in exc {
+        vs[start + p] = f64::from_bits(bits);
+    }
+    Ok(())
+}
+
+/// Writes samples as a Prometheus XOR chunk behind [`ENC_XOR`] (for callers that want
+/// Prometheus's layout inside the store format).
+///
+/// # Errors
+/// As [`encode_store_chunk`].
+pub fn encode_store_chunk_xor(ts: &[i64], vs: &[f64], out: &mut Vec<u8>) -> Result<(), ChunkError> {
+    check(ts, vs)?;
+    let mut c = XorChunk::with_capacity(ts.len() * 2 + 16);
+    for (&t, &v) in ts.iter().zip(vs) {
+        c.append(t, v)?;
+    }
+    out.push(ENC_XOR);
+    out.extend_from_slice(c.bytes());
+    Ok(())
 }
 
 /// The `store` chunk format as a [`Codec`] (blocks larger than [`STORE_MAX_SAMPLES`] are
-/// rejected; the harness cuts series into chunks first).
+/// rejected; the harness cuts series into chunks first). The values-only form uses timestamps
+/// `0, 1, 2, …` (one byte of regular timestamps).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StoreCodec;
 
@@ -84,12 +368,58 @@ impl Codec for StoreCodec {
     }
 
     fn encode_values(&self, vs: &[f64], out: &mut Vec<u8>) -> Result<(), ChunkError> {
-        let ts = vec![0i64; vs.len()];
+        let ts: Vec<i64> = (0..vs.len() as i64).collect();
         encode_store_chunk_into(&ts, vs, out)
     }
 
     fn decode_values(&self, bytes: &[u8], vs: &mut Vec<f64>) -> Result<(), ChunkError> {
         let mut ts = Vec::new();
         decode_store_chunk(bytes, &mut ts, vs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt(ts: &[i64], vs: &[f64]) -> usize {
+        let b = encode_store_chunk(ts, vs).unwrap();
+        let (mut t2, mut v2) = (Vec::new(), Vec::new());
+        decode_store_chunk(&b, &mut t2, &mut v2).unwrap();
+        assert_eq!(t2, ts);
+        assert_eq!(
+            v2.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            vs.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+        b.len()
+    }
+
+    #[test]
+    fn picks_small_encodings() {
+        let ts: Vec<i64> = (0..120).map(|i| 1_795_264_945_122 + i * 1000).collect();
+        assert!(rt(&ts, &[1.0; 120]) <= 20);
+        let counter: Vec<f64> = (0..120).map(|i| (10_000 + i * 3 + i % 2) as f64).collect();
+        assert!(rt(&ts, &counter) < 50);
+        let dec: Vec<f64> = (0..120).map(|i| (10_622 + i * 97 % 13) as f64 / 100.0).collect();
+        rt(&ts, &dec);
+        let mut odd = dec.clone();
+        odd[7] = f64::NAN;
+        odd[8] = crate::codec::alp::EXP[3].sqrt();
+        odd[9] = -0.0;
+        rt(&ts, &odd);
+        let jitter: Vec<i64> = ts.iter().enumerate().map(|(i, t)| t + (i as i64 % 3)).collect();
+        rt(&jitter, &odd);
+        rt(&[], &[]);
+        rt(&[5], &[f64::NAN]);
+        rt(&[i64::MIN, i64::MAX], &[f64::MAX, f64::MIN]);
+    }
+
+    #[test]
+    fn xor_behind_the_encoding_byte() {
+        let mut out = Vec::new();
+        encode_store_chunk_xor(&[1, 2], &[0.5, 0.25], &mut out).unwrap();
+        let (mut t, mut v) = (Vec::new(), Vec::new());
+        decode_store_chunk(&out, &mut t, &mut v).unwrap();
+        assert_eq!((t, v), (vec![1, 2], vec![0.5, 0.25]));
     }
 }

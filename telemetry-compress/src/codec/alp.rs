@@ -40,10 +40,10 @@ use crate::error::ChunkError;
 use crate::ffor::{LANES, VECTOR, pack, packed_words, read_words, unpack};
 use crate::varint::put_uvarint;
 
-const MAX_EXP: usize = 18;
-const EXP: [f64; 19] =
+pub(crate) const MAX_EXP: usize = 18;
+pub(crate) const EXP: [f64; 19] =
     [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18];
-const FRAC: [f64; 19] = [
+pub(crate) const FRAC: [f64; 19] = [
     1e0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12, 1e-13, 1e-14, 1e-15, 1e-16, 1e-17,
     1e-18,
 ];
@@ -61,7 +61,7 @@ const RD_DICT: usize = 8;
 pub struct Alp;
 
 #[inline(always)]
-fn encode_one(v: f64, e: usize, f: usize) -> Option<i64> {
+pub(crate) fn encode_one(v: f64, e: usize, f: usize) -> Option<i64> {
     let x = v * EXP[e] * FRAC[f];
     if !(x.abs() < LIMIT) {
         return None;
@@ -72,7 +72,7 @@ fn encode_one(v: f64, e: usize, f: usize) -> Option<i64> {
 }
 
 /// The `(e, f)` with the smallest estimated size on a sample of `vs`.
-fn choose_exponents(vs: &[f64]) -> (usize, usize) {
+pub(crate) fn choose_exponents(vs: &[f64]) -> (usize, usize) {
     let step = (vs.len() / SAMPLES).max(1);
     let mut best = (usize::MAX, 0, 0);
     for e in (0..=MAX_EXP).rev() {
@@ -373,7 +373,10 @@ mod tests {
         Alp.encode_values(vs, &mut out).unwrap();
         let mut back = Vec::new();
         Alp.decode_values(&out, &mut back).unwrap();
-        assert_eq!(back.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), vs.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            back.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            vs.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
         out.len()
     }
 

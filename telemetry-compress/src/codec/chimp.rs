@@ -232,7 +232,10 @@ mod tests {
         Chimp128.encode_values(&vs, &mut out).unwrap();
         let mut back = Vec::new();
         Chimp128.decode_values(&out, &mut back).unwrap();
-        assert_eq!(back.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), vs.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            back.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            vs.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
         assert!(out.len() * 8 < vs.len() * 40, "{} bytes", out.len());
     }
 }

@@ -87,7 +87,8 @@ pub fn codec_names() -> Vec<&'static str> {
 /// Every codec compiled in.
 pub fn all_codecs() -> Vec<Box<dyn Codec>> {
     #[allow(unused_mut)]
-    let mut v: Vec<Box<dyn Codec>> = vec![Box::new(Gorilla), Box::new(Chimp128), Box::new(Alp), Box::new(Raw), Box::new(crate::store::StoreCodec)];
+    let mut v: Vec<Box<dyn Codec>> =
+        vec![Box::new(Gorilla), Box::new(Chimp128), Box::new(Alp), Box::new(Raw), Box::new(crate::store::StoreCodec)];
     #[cfg(feature = "zstd")]
     v.insert(4, Box::new(Zstd::default()));
     v
