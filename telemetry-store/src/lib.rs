@@ -1,6 +1,69 @@
 //! # telemetry-store
 //!
-//! Head block, write-ahead log, on-disk blocks, tiered downsampling and retention.
+//! The write path of the suite: the **head block** (recent data in memory, one XOR chunk per
+//! series being filled) and the **write-ahead log** that makes every acknowledged sample
+//! survive a crash. On-disk blocks, compaction, downsampling and retention arrive with the
+//! next part; [`Head::truncate`] is the hook they will call.
 //!
-//! This crate is being built; its contents arrive with the issue that fills it (see the
-//! workspace's `ARCHITECTURE.md`).
+//! - [`Head`]: series map, in-memory index, chunks, ordering rules (out-of-order window,
+//!   duplicate handling), statistics, garbage collection, and telemetry-core's
+//!   [`Queryable`](telemetry_core::Queryable).
+//! - [`Appender`]: `append*` then [`commit`](Appender::commit); a returned commit is durable
+//!   under the [`SyncPolicy`] and may be acknowledged.
+//! - [`wal`]: segments, records with length, type and CRC32C, replay with repair of a torn
+//!   or corrupt tail, checkpoints.
+//!
+//! ```
+//! use telemetry_core::{Labels, Queryable, SampleBatches, SelectHints, Matcher};
+//! use telemetry_store::{Head, HeadOptions, SyncPolicy};
+//!
+//! let dir = std::env::temp_dir().join(format!("telemetry-store-doc-{}", std::process::id()));
+//! let mut opts = HeadOptions::default();
+//! opts.wal.sync = SyncPolicy::Always;
+//! let up = Labels::from_pairs([("__name__", "up"), ("job", "node")])?;
+//! {
+//!     let (head, _replay) = Head::open(&dir, opts.clone())?;
+//!     let mut app = head.appender();
+//!     app.append(&up, 1_000, 1.0)?;
+//!     app.append_pairs([("__name__", "up"), ("job", "node")], 2_000, 0.0)?;
+//!     app.commit()?; // durable from here on: acknowledge
+//! }
+//! // Reopening replays the WAL.
+//! {
+//!     let (head, replay) = Head::open(&dir, opts)?;
+//!     assert!(replay.corruption.is_none());
+//!     let q = head.querier(0, 10_000)?;
+//!     let mut set = q.select(&SelectHints::default(), &[Matcher::equal("job", "node")])?;
+//!     let mut series = set.next().unwrap()?;
+//!     assert_eq!(series.labels, up);
+//!     assert_eq!(series.samples.collect_all()?.values, vec![1.0, 0.0]);
+//!     assert_eq!(head.stats().samples_appended, 2);
+//! }
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod error;
+mod head;
+mod index;
+mod query;
+pub mod record;
+mod series;
+pub mod wal;
+mod xor;
+
+pub use error::{AppendError, HeadError, RefuseReason};
+pub use head::{Appender, CommitSummary, Head, HeadOptions, HeadStats};
+pub use query::HeadQuerier;
+pub use wal::{CheckpointReport, ReplayReport, SyncPolicy, Wal, WalError, WalOptions};
+
+/// A series' reference in the head and the WAL: assigned at creation, never reused, stable
+/// across restarts (the WAL records it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct SeriesRef(pub u64);
+
+impl std::fmt::Display for SeriesRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}

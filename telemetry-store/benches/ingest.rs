@@ -1,0 +1,2 @@
+//! Ingest throughput of the head (filled in below).
+fn main() {}

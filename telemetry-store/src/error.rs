@@ -1,0 +1,94 @@
+//! Errors of the head and its appenders.
+
+use telemetry_core::{LabelError, Labels};
+
+use crate::SeriesRef;
+use crate::series::Refusal;
+use crate::wal::WalError;
+
+/// Why a sample was refused.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RefuseReason {
+    /// Older than the series' newest sample by more than the out-of-order window.
+    TooOld {
+        /// The series' newest timestamp (ms) when the sample was refused.
+        newest_ms: i64,
+    },
+    /// A sample exists at this timestamp with a different value (compared bit for bit).
+    Duplicate {
+        /// The stored value.
+        existing: f64,
+    },
+}
+
+/// Errors of [`Appender`](crate::Appender)'s `append*` methods.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppendError {
+    /// The sample breaks the ordering rules; it was counted in
+    /// [`HeadStats`](crate::HeadStats) and not stored.
+    #[error("sample {series} @ {timestamp_ms} = {value} refused: {reason}")]
+    Refused {
+        /// The series, in Prometheus text form.
+        series: String,
+        /// The sample's timestamp (ms).
+        timestamp_ms: i64,
+        /// The sample's value.
+        value: f64,
+        /// Why.
+        reason: RefuseReason,
+    },
+    /// The labels of a new series are invalid.
+    #[error("invalid labels: {0}")]
+    InvalidLabels(#[from] LabelError),
+    /// No series with this reference is in the head.
+    #[error("unknown series reference {0}")]
+    UnknownRef(SeriesRef),
+}
+
+impl std::fmt::Display for RefuseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RefuseReason::TooOld { newest_ms } => {
+                write!(f, "older than the out-of-order window allows (series' newest sample at {newest_ms})")
+            }
+            RefuseReason::Duplicate { existing } => {
+                write!(f, "a different value ({existing}) exists at this timestamp")
+            }
+        }
+    }
+}
+
+impl AppendError {
+    pub(crate) fn refused(labels: &Labels, t: i64, v: f64, r: Refusal) -> Self {
+        AppendError::Refused {
+            series: labels.to_string(),
+            timestamp_ms: t,
+            value: v,
+            reason: match r {
+                Refusal::TooOld { max_t } => RefuseReason::TooOld { newest_ms: max_t },
+                Refusal::Duplicate { existing_bits } => {
+                    RefuseReason::Duplicate { existing: f64::from_bits(existing_bits) }
+                }
+            },
+        }
+    }
+
+    /// The refusal reason, when this is a refusal.
+    pub fn refuse_reason(&self) -> Option<RefuseReason> {
+        match self {
+            AppendError::Refused { reason, .. } => Some(*reason),
+            _ => None,
+        }
+    }
+}
+
+/// Errors of the head as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum HeadError {
+    /// The WAL failed.
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    /// An earlier WAL failure left memory and WAL possibly apart; reopen the head.
+    #[error("head unusable after an earlier WAL failure; reopen it to replay the WAL")]
+    Failed,
+}

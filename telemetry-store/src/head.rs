@@ -1,0 +1,693 @@
+//! The head block: recent, writable data in memory, made durable by the WAL.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use smallvec::SmallVec;
+use telemetry_core::{Fingerprint, Labels, Matcher, matches_all};
+
+use crate::error::{AppendError, HeadError};
+use crate::index::MemIndex;
+use crate::record::{self, Record, SamplesEncoder};
+use crate::series::{Accepted, MemSeries, Refusal, Rules, SeriesData};
+use crate::wal::{CheckpointReport, ReplayReport, Wal, WalOptions};
+use crate::{SeriesRef, xor};
+
+/// Head configuration. Every field has a default (see [`HeadOptions::default`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadOptions {
+    /// A chunk is cut after this many samples (default 120, as Prometheus).
+    pub chunk_max_samples: usize,
+    /// A chunk is also cut when a sample crosses a multiple of this many milliseconds (default
+    /// 2 hours, the block range, so no chunk straddles a block boundary); 0 disables.
+    pub chunk_range_ms: i64,
+    /// Samples up to this many milliseconds older than their series' newest sample are
+    /// accepted out of order and merged at read time (default 5 minutes); older ones are
+    /// refused with [`RefuseReason::TooOld`](crate::RefuseReason::TooOld).
+    pub out_of_order_window_ms: i64,
+    /// [`Head::gc`] removes series whose newest sample is older than this (default 1 hour).
+    pub gc_idle_ms: i64,
+    /// WAL settings; used by [`Head::open`].
+    pub wal: WalOptions,
+}
+
+impl Default for HeadOptions {
+    fn default() -> Self {
+        HeadOptions {
+            chunk_max_samples: 120,
+            chunk_range_ms: 2 * 3_600_000,
+            out_of_order_window_ms: 5 * 60_000,
+            gc_idle_ms: 3_600_000,
+            wal: WalOptions::default(),
+        }
+    }
+}
+
+impl HeadOptions {
+    fn rules(&self) -> Rules {
+        Rules {
+            chunk_max_samples: self.chunk_max_samples.clamp(1, u16::MAX as usize),
+            chunk_range_ms: self.chunk_range_ms.max(0),
+            ooo_window_ms: self.out_of_order_window_ms.max(0),
+        }
+    }
+}
+
+/// Counters a user can read with [`Head::stats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeadStats {
+    /// Series in the head.
+    pub series: u64,
+    /// Series created since open (replay included).
+    pub series_created: u64,
+    /// Series removed by [`Head::gc`] and [`Head::truncate`].
+    pub series_removed: u64,
+    /// Samples stored since open (replay included), out-of-order ones included.
+    pub samples_appended: u64,
+    /// Of those, samples stored out of order.
+    pub samples_out_of_order: u64,
+    /// Exact duplicates (same timestamp and value bits) accepted without storing again.
+    pub samples_duplicate_ignored: u64,
+    /// Samples refused because they were older than the out-of-order window.
+    pub refused_too_old: u64,
+    /// Samples refused because a different value exists at their timestamp.
+    pub refused_duplicate: u64,
+    /// Chunks in memory (full, open and out-of-order).
+    pub chunks: u64,
+    /// Approximate heap bytes: series, labels, chunks, index.
+    pub bytes_in_memory: u64,
+    /// Bytes of WAL on disk (0 without a WAL).
+    pub wal_bytes: u64,
+    /// Oldest and newest timestamp held, if any sample is.
+    pub time_range: Option<(i64, i64)>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    series_created: AtomicU64,
+    series_removed: AtomicU64,
+    appended: AtomicU64,
+    ooo: AtomicU64,
+    dup_ignored: AtomicU64,
+    refused_too_old: AtomicU64,
+    refused_duplicate: AtomicU64,
+}
+
+/// A hasher for keys that are already hashes (fingerprints, references).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        // Fingerprints are xxHash64 output; references are spread with a multiply.
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29) ^ n;
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+#[derive(Default)]
+pub(crate) struct Table {
+    by_fp: IdMap<SmallVec<[Arc<MemSeries>; 1]>>,
+    pub(crate) by_ref: IdMap<Arc<MemSeries>>,
+    /// WAL references of series that were re-created under another reference during replay.
+    aliases: IdMap<SeriesRef>,
+    next_ref: u64,
+}
+
+impl Table {
+    fn lookup_pairs<'a>(
+        &self,
+        fp: Fingerprint,
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)> + Clone,
+    ) -> Option<&Arc<MemSeries>> {
+        self.by_fp.get(&fp.0)?.iter().find(|s| s.matches_pairs(pairs.clone()))
+    }
+
+    fn lookup(&self, labels: &Labels, fp: Fingerprint) -> Option<&Arc<MemSeries>> {
+        self.by_fp.get(&fp.0)?.iter().find(|s| s.labels == *labels)
+    }
+
+    fn remove(&mut self, s: &MemSeries) {
+        self.by_ref.remove(&s.series_ref.0);
+        if let Some(v) = self.by_fp.get_mut(&s.fingerprint.0) {
+            v.retain(|x| x.series_ref != s.series_ref);
+            if v.is_empty() {
+                self.by_fp.remove(&s.fingerprint.0);
+            }
+        }
+    }
+}
+
+pub(crate) struct CommitState {
+    buf: Vec<u8>,
+}
+
+/// The head block: the in-memory, writable part of the store, made durable by a WAL.
+///
+/// - Series are found by [`Fingerprint`] (collisions resolved by comparing labels) and get a
+///   [`SeriesRef`] that never changes while the series lives and is never reused.
+/// - Each series has an open XOR chunk (Prometheus's encoding, bit for bit); a chunk is cut
+///   after [`HeadOptions::chunk_max_samples`] samples or at a multiple of
+///   [`HeadOptions::chunk_range_ms`]; cut chunks are kept as immutable shared byte slices.
+/// - Writes go through an [`Appender`]: `append` validates and buffers, [`Appender::commit`]
+///   stores the batch, writes one WAL write for it and returns when it is durable under the
+///   [`SyncPolicy`](crate::SyncPolicy). Readers ([`Queryable`](telemetry_core::Queryable))
+///   run concurrently and may see a batch's samples while its commit is still in progress;
+///   only a returned commit is a promise.
+/// - Ordering rules per series: a sample newer than the newest is appended; one at the same
+///   timestamp with the same value bits is an idempotent duplicate; one with other bits is
+///   refused ([`RefuseReason::Duplicate`](crate::RefuseReason::Duplicate)); an older one is accepted within
+///   [`HeadOptions::out_of_order_window_ms`] of the newest (merged at read time) and refused
+///   beyond ([`RefuseReason::TooOld`](crate::RefuseReason::TooOld)). Refusals are counted in [`HeadStats`].
+pub struct Head {
+    opts: HeadOptions,
+    rules: Rules,
+    pub(crate) table: RwLock<Table>,
+    pub(crate) index: RwLock<MemIndex>,
+    commit: Mutex<CommitState>,
+    wal: Option<Wal>,
+    failed: AtomicBool,
+    counters: Counters,
+    dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Head").field("opts", &self.opts).field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    // Poisoning means a panic while a writer held the lock; table and index mutations are
+    // single inserts/removes that leave the maps consistent.
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Head {
+    /// A head without a WAL: nothing survives the process. For tests, benchmarks and data that
+    /// can be re-derived.
+    pub fn in_memory(opts: HeadOptions) -> Head {
+        let rules = opts.rules();
+        Head {
+            opts,
+            rules,
+            table: RwLock::new(Table::default()),
+            index: RwLock::new(MemIndex::default()),
+            commit: Mutex::new(CommitState { buf: Vec::new() }),
+            wal: None,
+            failed: AtomicBool::new(false),
+            counters: Counters::default(),
+            dir: None,
+        }
+    }
+
+    /// Opens the head whose WAL lives in `dir/wal` (created if missing), replaying it: the head
+    /// is rebuilt exactly as the acknowledged commits left it. A torn or corrupt WAL tail is
+    /// cut at the last good record with a warning (see [`ReplayReport::corruption`]).
+    ///
+    /// # Errors
+    /// [`HeadError::Wal`] when the directory cannot be read or written.
+    pub fn open(dir: impl AsRef<Path>, opts: HeadOptions) -> Result<(Head, ReplayReport), HeadError> {
+        let mut head = Head::in_memory(opts);
+        let dir = dir.as_ref().to_path_buf();
+        let mut unknown_refs = 0u64;
+        let (wal, report) = Wal::open(dir.join("wal"), head.opts.wal, |rec| head.replay(rec, &mut unknown_refs))?;
+        if unknown_refs > 0 {
+            tracing::warn!(samples = unknown_refs, "WAL samples for unknown series references skipped during replay");
+        }
+        head.wal = Some(wal);
+        head.dir = Some(dir);
+        Ok((head, report))
+    }
+
+    fn replay(&self, rec: &Record, unknown: &mut u64) {
+        match rec {
+            Record::Series(list) => {
+                let mut t = write(&self.table);
+                for s in list {
+                    let fp = s.labels.fingerprint();
+                    if let Some(existing) = t.lookup(&s.labels, fp) {
+                        let to = existing.series_ref;
+                        if to != s.series_ref {
+                            t.aliases.insert(s.series_ref.0, to);
+                        }
+                        continue;
+                    }
+                    t.aliases.remove(&s.series_ref.0);
+                    let series = self.insert_series(&mut t, s.labels.clone(), fp, Some(s.series_ref));
+                    series.logged.store(true, Ordering::Relaxed);
+                }
+            }
+            Record::Samples(list) => {
+                let t = read(&self.table);
+                let mut cur: Option<(SeriesRef, &Arc<MemSeries>)> = None;
+                let mut guard: Option<std::sync::MutexGuard<'_, SeriesData>> = None;
+                let (mut ok, mut ooo, mut dup) = (0u64, 0u64, 0u64);
+                for s in list {
+                    if cur.map(|c| c.0) != Some(s.series_ref) {
+                        guard = None;
+                        let r = t.aliases.get(&s.series_ref.0).copied().unwrap_or(s.series_ref);
+                        cur = t.by_ref.get(&r.0).map(|x| (s.series_ref, x));
+                        if let Some((_, x)) = cur {
+                            guard = Some(x.lock());
+                        }
+                    }
+                    let Some(g) = guard.as_mut() else {
+                        *unknown += 1;
+                        continue;
+                    };
+                    match g.insert(s.timestamp_ms, s.value, &self.rules) {
+                        Ok(Accepted::Stored) => ok += 1,
+                        Ok(Accepted::StoredOutOfOrder) => {
+                            ok += 1;
+                            ooo += 1;
+                        }
+                        Ok(Accepted::Duplicate) => dup += 1,
+                        // Replay re-applies the rules that accepted these samples; a refusal
+                        // here means a record older than a checkpoint cut, which is not data.
+                        Err(_) => {}
+                    }
+                }
+                self.counters.appended.fetch_add(ok, Ordering::Relaxed);
+                self.counters.ooo.fetch_add(ooo, Ordering::Relaxed);
+                self.counters.dup_ignored.fetch_add(dup, Ordering::Relaxed);
+            }
+            Record::Dropped(refs) => {
+                let mut t = write(&self.table);
+                for r in refs {
+                    let r = t.aliases.remove(&r.0).unwrap_or(*r);
+                    if let Some(s) = t.by_ref.get(&r.0).cloned() {
+                        t.remove(&s);
+                        write(&self.index).remove(s.series_ref, &s.labels);
+                        s.removed.store(true, Ordering::Relaxed);
+                        self.counters.series_removed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+
+    fn insert_series(&self, t: &mut Table, labels: Labels, fp: Fingerprint, r: Option<SeriesRef>) -> Arc<MemSeries> {
+        let series_ref = r.unwrap_or(SeriesRef(t.next_ref));
+        t.next_ref = t.next_ref.max(series_ref.0 + 1);
+        let s = Arc::new(MemSeries {
+            series_ref,
+            labels,
+            fingerprint: fp,
+            logged: AtomicBool::new(false),
+            removed: AtomicBool::new(false),
+            data: Mutex::new(SeriesData::default()),
+        });
+        t.by_fp.entry(fp.0).or_default().push(s.clone());
+        t.by_ref.insert(series_ref.0, s.clone());
+        write(&self.index).add(series_ref, &s.labels);
+        self.counters.series_created.fetch_add(1, Ordering::Relaxed);
+        s
+    }
+
+    fn get_or_create(&self, labels: &Labels) -> Arc<MemSeries> {
+        let fp = labels.fingerprint();
+        if let Some(s) = read(&self.table).lookup(labels, fp) {
+            return s.clone();
+        }
+        let mut t = write(&self.table);
+        if let Some(s) = t.lookup(labels, fp) {
+            return s.clone();
+        }
+        self.insert_series(&mut t, labels.clone(), fp, None)
+    }
+
+    /// The options the head runs with.
+    pub fn options(&self) -> &HeadOptions {
+        &self.opts
+    }
+
+    /// The WAL, when the head was opened with one.
+    pub fn wal(&self) -> Option<&Wal> {
+        self.wal.as_ref()
+    }
+
+    /// A new appender. Appenders are independent; many may be used from different threads.
+    pub fn appender(&self) -> Appender<'_> {
+        Appender { head: self, pending: Vec::new(), refused: 0 }
+    }
+
+    /// The reference of the series with these labels, if the head has it.
+    pub fn series_ref(&self, labels: &Labels) -> Option<SeriesRef> {
+        read(&self.table).lookup(labels, labels.fingerprint()).map(|s| s.series_ref)
+    }
+
+    /// The labels of a series reference, if the head has it.
+    pub fn series_labels(&self, r: SeriesRef) -> Option<Labels> {
+        read(&self.table).by_ref.get(&r.0).map(|s| s.labels.clone())
+    }
+
+    /// Current statistics. Walks every series (locking each briefly): call it for monitoring,
+    /// not per sample.
+    pub fn stats(&self) -> HeadStats {
+        let series: Vec<Arc<MemSeries>> = read(&self.table).by_ref.values().cloned().collect();
+        let mut chunks = 0u64;
+        let mut bytes = 0u64;
+        let mut range: Option<(i64, i64)> = None;
+        for s in &series {
+            let d = s.lock();
+            chunks += d.num_chunks() as u64;
+            bytes += (d.heap_bytes()
+                + std::mem::size_of::<MemSeries>()
+                + 16
+                + s.labels.bytes_len()
+                + s.labels.len() * 32
+                + 48) as u64;
+            if let (Some(a), Some(b)) = (d.min_time(), d.max_time()) {
+                range = Some(range.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
+            }
+        }
+        bytes += read(&self.index).bytes() as u64;
+        let c = &self.counters;
+        HeadStats {
+            series: series.len() as u64,
+            series_created: c.series_created.load(Ordering::Relaxed),
+            series_removed: c.series_removed.load(Ordering::Relaxed),
+            samples_appended: c.appended.load(Ordering::Relaxed),
+            samples_out_of_order: c.ooo.load(Ordering::Relaxed),
+            samples_duplicate_ignored: c.dup_ignored.load(Ordering::Relaxed),
+            refused_too_old: c.refused_too_old.load(Ordering::Relaxed),
+            refused_duplicate: c.refused_duplicate.load(Ordering::Relaxed),
+            chunks,
+            bytes_in_memory: bytes,
+            wal_bytes: self.wal.as_ref().map_or(0, |w| w.size_bytes()),
+            time_range: range,
+        }
+    }
+
+    fn count_refusal(&self, r: &Refusal) {
+        match r {
+            Refusal::TooOld { .. } => self.counters.refused_too_old.fetch_add(1, Ordering::Relaxed),
+            Refusal::Duplicate { .. } => self.counters.refused_duplicate.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+
+    fn check_failed(&self) -> Result<(), HeadError> {
+        if self.failed.load(Ordering::Relaxed) {
+            return Err(HeadError::Failed);
+        }
+        Ok(())
+    }
+
+    /// Removes series whose newest sample is older than `now_ms - gc_idle_ms`, logging their
+    /// removal to the WAL so that replay does not bring them back. Returns how many went.
+    ///
+    /// Their samples go with them: until block persistence exists (issue 8), this is the
+    /// head's retention. Appenders holding a removed series re-create it on commit.
+    ///
+    /// # Errors
+    /// [`HeadError::Wal`] when the removal record cannot be written.
+    pub fn gc(&self, now_ms: i64) -> Result<usize, HeadError> {
+        let cutoff = now_ms.saturating_sub(self.opts.gc_idle_ms);
+        self.remove_series_where(|d| d.max_time().is_none_or(|t| t < cutoff))
+    }
+
+    fn remove_series_where(&self, pred: impl Fn(&SeriesData) -> bool) -> Result<usize, HeadError> {
+        let mut st = lock(&self.commit);
+        self.check_failed()?;
+        let victims: Vec<Arc<MemSeries>> =
+            read(&self.table).by_ref.values().filter(|s| pred(&s.lock())).cloned().collect();
+        if victims.is_empty() {
+            return Ok(0);
+        }
+        {
+            let mut t = write(&self.table);
+            let mut idx = write(&self.index);
+            for s in &victims {
+                t.remove(s);
+                idx.remove(s.series_ref, &s.labels);
+                s.removed.store(true, Ordering::Relaxed);
+            }
+        }
+        self.counters.series_removed.fetch_add(victims.len() as u64, Ordering::Relaxed);
+        if let Some(wal) = &self.wal {
+            let refs: Vec<SeriesRef> =
+                victims.iter().filter(|s| s.logged.load(Ordering::Relaxed)).map(|s| s.series_ref).collect();
+            if !refs.is_empty() {
+                st.buf.clear();
+                record::encode_dropped(&mut st.buf, &refs);
+                if let Err(e) = wal.log(&st.buf) {
+                    self.failed.store(true, Ordering::Relaxed);
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(victims.len())
+    }
+
+    /// Drops from memory every chunk that ends before `mint_ms`, removes series left empty,
+    /// and checkpoints the WAL so that it keeps only series still in the head and samples at
+    /// or after `mint_ms`.
+    ///
+    /// This is the hook for block persistence (issue 8): call it once a block durably holds
+    /// every sample before `mint_ms`. Without a WAL only the memory part runs.
+    ///
+    /// # Errors
+    /// [`HeadError::Wal`] when the checkpoint cannot be written; the WAL is then unchanged.
+    pub fn truncate(&self, mint_ms: i64) -> Result<Option<CheckpointReport>, HeadError> {
+        for s in read(&self.table).by_ref.values().cloned().collect::<Vec<_>>() {
+            s.lock().truncate_before(mint_ms);
+        }
+        self.remove_series_where(|d| d.is_empty())?;
+        let Some(wal) = &self.wal else { return Ok(None) };
+        let keep = |r: SeriesRef| read(&self.table).by_ref.contains_key(&r.0);
+        Ok(Some(wal.checkpoint(&keep, mint_ms)?))
+    }
+
+    /// Series matching `matchers` (all for none), unsorted.
+    pub(crate) fn matching_series(&self, matchers: &[Matcher]) -> Vec<Arc<MemSeries>> {
+        let cand = read(&self.index).candidates(matchers);
+        let t = read(&self.table);
+        let filter = |s: &&Arc<MemSeries>| matches_all(matchers, &s.labels);
+        match cand {
+            Some(refs) => refs.iter().filter_map(|r| t.by_ref.get(&r.0)).filter(filter).cloned().collect(),
+            None => t.by_ref.values().filter(filter).cloned().collect(),
+        }
+    }
+}
+
+/// Builds a batch of samples for one [`Head::commit`](Appender::commit).
+///
+/// `append*` checks each sample against what its series already holds and refuses it at once
+/// (typed error, counted) when it is too old or a conflicting duplicate; accepted samples wait
+/// in the appender until [`commit`](Self::commit). Dropping an appender without committing
+/// discards its samples ([`rollback`](Self::rollback) says so explicitly). New series are
+/// created (and indexed) at their first append, and logged to the WAL by the first commit
+/// that carries one of their samples.
+pub struct Appender<'h> {
+    head: &'h Head,
+    pending: Vec<(Arc<MemSeries>, i64, f64)>,
+    refused: u64,
+}
+
+impl std::fmt::Debug for Appender<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Appender").field("pending", &self.pending.len()).finish_non_exhaustive()
+    }
+}
+
+/// What one commit did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitSummary {
+    /// Samples stored (out-of-order ones included).
+    pub appended: u64,
+    /// Exact duplicates already present.
+    pub duplicates_ignored: u64,
+    /// Samples refused at commit: they passed the append-time check but conflicted with a
+    /// sample committed since (by another appender or earlier in this batch).
+    pub refused: u64,
+    /// Samples refused earlier by `append*` in this batch.
+    pub refused_at_append: u64,
+}
+
+impl Appender<'_> {
+    #[inline]
+    fn push(&mut self, s: Arc<MemSeries>, t: i64, v: f64) -> Result<SeriesRef, AppendError> {
+        let r = s.series_ref;
+        let res = s.lock().precheck(t, v, &self.head.rules);
+        match res {
+            Ok(()) => {
+                self.pending.push((s, t, v));
+                Ok(r)
+            }
+            Err(refusal) => {
+                self.head.count_refusal(&refusal);
+                self.refused += 1;
+                Err(AppendError::refused(&s.labels, t, v, refusal))
+            }
+        }
+    }
+
+    /// Adds a sample of the series `labels`, creating the series if new.
+    ///
+    /// # Errors
+    /// [`AppendError::Refused`] when the sample is too old or conflicts with a stored one.
+    pub fn append(&mut self, labels: &Labels, timestamp_ms: i64, value: f64) -> Result<SeriesRef, AppendError> {
+        let s = self.head.get_or_create(labels);
+        self.push(s, timestamp_ms, value)
+    }
+
+    /// Adds a sample of the series given by label pairs **sorted by name** (as a parser
+    /// produces them after sorting in place). For a series the head knows, this hashes the
+    /// bytes and compares them with the stored labels: nothing is allocated. For a new series
+    /// the pairs are validated into [`Labels`].
+    ///
+    /// # Errors
+    /// [`AppendError::InvalidLabels`] for invalid pairs of a new series;
+    /// [`AppendError::Refused`] as [`append`](Self::append).
+    #[inline]
+    pub fn append_pairs<'a, I>(&mut self, pairs: I, timestamp_ms: i64, value: f64) -> Result<SeriesRef, AppendError>
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)> + Clone,
+    {
+        let fp = Fingerprint::of_sorted_pairs(pairs.clone());
+        let found = read(&self.head.table).lookup_pairs(fp, pairs.clone()).cloned();
+        let s = match found {
+            Some(s) => s,
+            None => {
+                let labels = Labels::from_pairs(pairs).map_err(AppendError::InvalidLabels)?;
+                self.head.get_or_create(&labels)
+            }
+        };
+        self.push(s, timestamp_ms, value)
+    }
+
+    /// Adds a sample of a series by reference (as returned by an earlier `append*`).
+    ///
+    /// # Errors
+    /// [`AppendError::UnknownRef`] when the head has no such series (never had it, or removed
+    /// it); [`AppendError::Refused`] as [`append`](Self::append).
+    #[inline]
+    pub fn append_ref(&mut self, r: SeriesRef, timestamp_ms: i64, value: f64) -> Result<(), AppendError> {
+        let s = read(&self.head.table).by_ref.get(&r.0).cloned().ok_or(AppendError::UnknownRef(r))?;
+        self.push(s, timestamp_ms, value).map(|_| ())
+    }
+
+    /// Samples waiting for commit.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// `true` when no sample waits.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Discards the pending samples.
+    pub fn rollback(mut self) {
+        self.pending.clear();
+    }
+
+    /// Stores the pending samples in the head and writes them to the WAL as one record (after
+    /// a record for the batch's new series); returns once that record is durable under the WAL's
+    /// [`SyncPolicy`](crate::SyncPolicy). This is the moment a caller may acknowledge. The
+    /// appender is empty afterwards and can be reused.
+    ///
+    /// # Errors
+    /// [`HeadError::Wal`] when the WAL write fails: the batch must not be acknowledged, and
+    /// the head refuses further commits ([`HeadError::Failed`]) until reopened (its memory
+    /// may hold samples the WAL does not).
+    pub fn commit(&mut self) -> Result<CommitSummary, HeadError> {
+        let head = self.head;
+        let mut summary = CommitSummary { refused_at_append: std::mem::take(&mut self.refused), ..Default::default() };
+        if self.pending.is_empty() {
+            return Ok(summary);
+        }
+        let mut st = lock(&head.commit);
+        head.check_failed()?;
+        let wal = head.wal.as_ref();
+        let buf = &mut st.buf;
+        buf.clear();
+        for p in self.pending.iter_mut() {
+            if p.0.removed.load(Ordering::Relaxed) {
+                p.0 = head.get_or_create(&p.0.labels);
+            }
+        }
+        if wal.is_some() {
+            let mut new: Vec<&Arc<MemSeries>> = vec![];
+            for p in &self.pending {
+                if !p.0.logged.load(Ordering::Relaxed) {
+                    p.0.logged.store(true, Ordering::Relaxed);
+                    new.push(&p.0);
+                }
+            }
+            if !new.is_empty() {
+                record::encode_series(buf, new.iter().map(|s| (s.series_ref, &s.labels)));
+            }
+        }
+        let mut enc = wal.map(|_| SamplesEncoder::begin(buf));
+        let (mut ooo, mut too_old, mut dup_refused) = (0u64, 0u64, 0u64);
+        let mut i = 0;
+        let pending = &self.pending;
+        while i < pending.len() {
+            let s = &pending[i].0;
+            let mut d = s.lock();
+            while i < pending.len() && Arc::ptr_eq(&pending[i].0, s) {
+                let (_, t, v) = pending[i];
+                match d.insert(t, v, &head.rules) {
+                    Ok(a) => {
+                        if a == Accepted::Duplicate {
+                            summary.duplicates_ignored += 1;
+                        } else {
+                            summary.appended += 1;
+                            ooo += u64::from(a == Accepted::StoredOutOfOrder);
+                            if let Some(e) = enc.as_mut() {
+                                e.push(buf, s.series_ref, t, v);
+                            }
+                        }
+                    }
+                    Err(Refusal::TooOld { .. }) => too_old += 1,
+                    Err(Refusal::Duplicate { .. }) => dup_refused += 1,
+                }
+                i += 1;
+            }
+        }
+        summary.refused = too_old + dup_refused;
+        let c = &head.counters;
+        c.appended.fetch_add(summary.appended, Ordering::Relaxed);
+        c.ooo.fetch_add(ooo, Ordering::Relaxed);
+        c.dup_ignored.fetch_add(summary.duplicates_ignored, Ordering::Relaxed);
+        c.refused_too_old.fetch_add(too_old, Ordering::Relaxed);
+        c.refused_duplicate.fetch_add(dup_refused, Ordering::Relaxed);
+        self.pending.clear();
+        if let (Some(wal), Some(enc)) = (wal, enc) {
+            enc.finish(buf);
+            if let Err(e) = wal.log(buf) {
+                head.failed.store(true, Ordering::Relaxed);
+                return Err(e.into());
+            }
+        }
+        drop(st);
+        Ok(summary)
+    }
+}
+
+/// Decodes a snapshot into sorted, unique samples within its range.
+pub(crate) fn decode_chunk(data: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<(), xor::ChunkError> {
+    xor::decode_into(data, ts, vs)
+}

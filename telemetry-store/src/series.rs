@@ -1,0 +1,311 @@
+//! One series in the head: its chunks, its out-of-order samples, and the ordering rules.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use telemetry_core::{Fingerprint, Labels};
+
+use crate::SeriesRef;
+use crate::xor::{self, XorChunk};
+
+/// A full (cut) chunk: immutable XOR bytes and their time range.
+#[derive(Debug, Clone)]
+pub(crate) struct Chunk {
+    pub(crate) mint: i64,
+    pub(crate) maxt: i64,
+    pub(crate) data: Arc<[u8]>,
+}
+
+/// Chunk-cutting and ordering configuration, copied out of the head options.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rules {
+    pub(crate) chunk_max_samples: usize,
+    pub(crate) chunk_range_ms: i64,
+    pub(crate) ooo_window_ms: i64,
+}
+
+/// Why a sample was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Older than the series' newest sample minus the out-of-order window.
+    TooOld { max_t: i64 },
+    /// A sample at this timestamp exists with different value bits.
+    Duplicate { existing_bits: u64 },
+}
+
+/// What happened to an accepted sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Accepted {
+    /// Stored.
+    Stored,
+    /// Stored out of order.
+    StoredOutOfOrder,
+    /// Already there with the same bits: nothing to do.
+    Duplicate,
+}
+
+#[derive(Debug)]
+pub(crate) struct SeriesData {
+    pub(crate) open: XorChunk,
+    pub(crate) open_mint: i64,
+    pub(crate) full: Vec<Chunk>,
+    /// Newest in-order timestamp; `i64::MIN` when the series has no in-order sample.
+    pub(crate) max_t: i64,
+    pub(crate) last_bits: u64,
+    /// Out-of-order samples not yet cut into a chunk: sorted, unique timestamps.
+    pub(crate) ooo: Vec<(i64, f64)>,
+    /// Out-of-order chunks: each sorted; their timestamps are disjoint from every other sample
+    /// of the series.
+    pub(crate) ooo_chunks: Vec<Chunk>,
+}
+
+impl Default for SeriesData {
+    fn default() -> Self {
+        SeriesData {
+            open: XorChunk::new(),
+            open_mint: 0,
+            full: Vec::new(),
+            max_t: i64::MIN,
+            last_bits: 0,
+            ooo: Vec::new(),
+            ooo_chunks: Vec::new(),
+        }
+    }
+}
+
+fn find_in_chunk(data: &[u8], t: i64) -> Option<u64> {
+    let (mut ts, mut vs) = (Vec::new(), Vec::new());
+    xor::decode_into(data, &mut ts, &mut vs).ok()?;
+    ts.binary_search(&t).ok().map(|i| vs[i].to_bits())
+}
+
+impl SeriesData {
+    /// The cheap check done at append time (before commit): the newest sample decides.
+    #[inline]
+    pub(crate) fn precheck(&self, t: i64, v: f64, rules: &Rules) -> Result<(), Refusal> {
+        if self.max_t == i64::MIN || t > self.max_t {
+            return Ok(());
+        }
+        if t == self.max_t {
+            return if v.to_bits() == self.last_bits {
+                Ok(())
+            } else {
+                Err(Refusal::Duplicate { existing_bits: self.last_bits })
+            };
+        }
+        if t < self.max_t.saturating_sub(rules.ooo_window_ms) {
+            return Err(Refusal::TooOld { max_t: self.max_t });
+        }
+        Ok(())
+    }
+
+    /// Stores a sample, or says why not.
+    #[inline]
+    pub(crate) fn insert(&mut self, t: i64, v: f64, rules: &Rules) -> Result<Accepted, Refusal> {
+        if self.max_t == i64::MIN || t > self.max_t {
+            self.append_in_order(t, v, rules);
+            return Ok(Accepted::Stored);
+        }
+        self.insert_slow(t, v, rules)
+    }
+
+    #[inline]
+    fn append_in_order(&mut self, t: i64, v: f64, rules: &Rules) {
+        let n = self.open.num_samples();
+        if n > 0
+            && (n >= rules.chunk_max_samples
+                || (rules.chunk_range_ms > 0
+                    && t.div_euclid(rules.chunk_range_ms) != self.open_mint.div_euclid(rules.chunk_range_ms)))
+        {
+            self.cut();
+        }
+        if self.open.num_samples() == 0 {
+            self.open_mint = t;
+        }
+        self.open.append(t, v);
+        self.max_t = t;
+        self.last_bits = v.to_bits();
+    }
+
+    fn cut(&mut self) {
+        let data: Arc<[u8]> = Arc::from(self.open.take_bytes());
+        self.full.push(Chunk { mint: self.open_mint, maxt: self.max_t, data });
+    }
+
+    #[cold]
+    fn insert_slow(&mut self, t: i64, v: f64, rules: &Rules) -> Result<Accepted, Refusal> {
+        let bits = v.to_bits();
+        let same = |existing_bits: u64| {
+            if existing_bits == bits { Ok(Accepted::Duplicate) } else { Err(Refusal::Duplicate { existing_bits }) }
+        };
+        if t == self.max_t {
+            return same(self.last_bits);
+        }
+        if t < self.max_t.saturating_sub(rules.ooo_window_ms) {
+            return Err(Refusal::TooOld { max_t: self.max_t });
+        }
+        // Does an in-order sample exist at t?
+        if self.open.num_samples() > 0 && t >= self.open_mint {
+            if let Some(b) = find_in_chunk(self.open.bytes(), t) {
+                return same(b);
+            }
+        } else {
+            let i = self.full.partition_point(|c| c.maxt < t);
+            if let Some(c) = self.full.get(i)
+                && c.mint <= t
+                && let Some(b) = find_in_chunk(&c.data, t)
+            {
+                return same(b);
+            }
+        }
+        for c in self.ooo_chunks.iter().filter(|c| c.mint <= t && t <= c.maxt) {
+            if let Some(b) = find_in_chunk(&c.data, t) {
+                return same(b);
+            }
+        }
+        match self.ooo.binary_search_by_key(&t, |&(ts, _)| ts) {
+            Ok(i) => same(self.ooo[i].1.to_bits()),
+            Err(i) => {
+                self.ooo.insert(i, (t, v));
+                if self.ooo.len() >= rules.chunk_max_samples.max(1) {
+                    let mut c = XorChunk::new();
+                    for &(t, v) in &self.ooo {
+                        c.append(t, v);
+                    }
+                    let (mint, maxt) = (self.ooo[0].0, self.ooo[self.ooo.len() - 1].0);
+                    self.ooo_chunks.push(Chunk { mint, maxt, data: Arc::from(c.take_bytes()) });
+                    self.ooo.clear();
+                }
+                Ok(Accepted::StoredOutOfOrder)
+            }
+        }
+    }
+
+    /// Oldest timestamp held, if any.
+    pub(crate) fn min_time(&self) -> Option<i64> {
+        let mut m = self.full.first().map(|c| c.mint);
+        if m.is_none() && self.open.num_samples() > 0 {
+            m = Some(self.open_mint);
+        }
+        let o = self.ooo.first().map(|s| s.0).into_iter().chain(self.ooo_chunks.iter().map(|c| c.mint)).min();
+        match (m, o) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Newest timestamp held, if any.
+    pub(crate) fn max_time(&self) -> Option<i64> {
+        let o = self.ooo.last().map(|s| s.0).into_iter().chain(self.ooo_chunks.iter().map(|c| c.maxt)).max();
+        let m = (self.max_t != i64::MIN).then_some(self.max_t);
+        match (m, o) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.open.num_samples() == 0 && self.full.is_empty() && self.ooo.is_empty() && self.ooo_chunks.is_empty()
+    }
+
+    /// Chunks held (full, open, out-of-order).
+    pub(crate) fn num_chunks(&self) -> usize {
+        self.full.len()
+            + usize::from(self.open.num_samples() > 0)
+            + self.ooo_chunks.len()
+            + usize::from(!self.ooo.is_empty())
+    }
+
+    /// Heap bytes held by the chunks and buffers.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let chunk = |c: &Chunk| c.data.len() + 16 + std::mem::size_of::<Chunk>();
+        self.open.capacity()
+            + self.full.capacity() * std::mem::size_of::<Chunk>()
+            + self.full.iter().map(|c| c.data.len() + 16).sum::<usize>()
+            + self.ooo.capacity() * 16
+            + self.ooo_chunks.iter().map(chunk).sum::<usize>()
+    }
+
+    /// Drops everything older than `mint`: whole chunks ending before it, out-of-order samples
+    /// before it. The open chunk goes when its newest sample is older.
+    pub(crate) fn truncate_before(&mut self, mint: i64) -> usize {
+        let mut removed = 0;
+        let before = self.full.len();
+        self.full.retain(|c| c.maxt >= mint);
+        removed += before - self.full.len();
+        if self.open.num_samples() > 0 && self.max_t < mint {
+            self.open = XorChunk::new();
+            removed += 1;
+        }
+        let before = self.ooo_chunks.len();
+        self.ooo_chunks.retain(|c| c.maxt >= mint);
+        removed += before - self.ooo_chunks.len();
+        self.ooo.retain(|s| s.0 >= mint);
+        removed
+    }
+
+    /// A consistent copy of what a reader needs for `[mint, maxt]`.
+    pub(crate) fn snapshot(&self, mint: i64, maxt: i64) -> Snapshot {
+        let lo = self.full.partition_point(|c| c.maxt < mint);
+        let chunks: Vec<Chunk> = self.full[lo..].iter().take_while(|c| c.mint <= maxt).cloned().collect();
+        let open = (self.open.num_samples() > 0 && self.open_mint <= maxt && self.max_t >= mint)
+            .then(|| self.open.bytes().to_vec());
+        let ooo: Vec<(i64, f64)> = self.ooo.iter().copied().filter(|&(t, _)| t >= mint && t <= maxt).collect();
+        let ooo_chunks: Vec<Chunk> =
+            self.ooo_chunks.iter().filter(|c| c.maxt >= mint && c.mint <= maxt).cloned().collect();
+        Snapshot { chunks, open, ooo, ooo_chunks, mint, maxt }
+    }
+}
+
+/// What a reader copied out of a series under its lock.
+#[derive(Debug, Default)]
+pub(crate) struct Snapshot {
+    pub(crate) chunks: Vec<Chunk>,
+    pub(crate) open: Option<Vec<u8>>,
+    pub(crate) ooo: Vec<(i64, f64)>,
+    pub(crate) ooo_chunks: Vec<Chunk>,
+    pub(crate) mint: i64,
+    pub(crate) maxt: i64,
+}
+
+impl Snapshot {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.open.is_none() && self.ooo.is_empty() && self.ooo_chunks.is_empty()
+    }
+
+    pub(crate) fn has_out_of_order(&self) -> bool {
+        !self.ooo.is_empty() || !self.ooo_chunks.is_empty()
+    }
+}
+
+/// A series in the head.
+#[derive(Debug)]
+pub(crate) struct MemSeries {
+    pub(crate) series_ref: SeriesRef,
+    pub(crate) labels: Labels,
+    pub(crate) fingerprint: Fingerprint,
+    /// Its series record is in the WAL (set under the commit lock).
+    pub(crate) logged: AtomicBool,
+    /// Removed from the head by garbage collection or truncation (set under the commit lock).
+    pub(crate) removed: AtomicBool,
+    pub(crate) data: std::sync::Mutex<SeriesData>,
+}
+
+impl MemSeries {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, SeriesData> {
+        // Poisoning means a panic while holding the lock; every mutation of SeriesData leaves
+        // it readable (chunks are appended or replaced whole), so the data is still usable.
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn matches_pairs<'a>(&self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
+        let mut it = self.labels.iter();
+        for (n, v) in pairs {
+            match it.next() {
+                Some(l) if *l.name == *n && *l.value == *v => {}
+                _ => return false,
+            }
+        }
+        it.next().is_none()
+    }
+}
