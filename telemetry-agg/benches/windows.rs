@@ -1,0 +1,105 @@
+//! Ingest throughput of the windowed aggregator on 10,000 keys, with count/sum/min/max only
+//! and with a t-digest and a DDSketch attached; prints memory per key for both.
+//!
+//! `cargo bench -p telemetry-agg --bench windows -- --warm-up-time 1 --measurement-time 3`
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use telemetry_agg::{AggregateSet, Aggregator, AggregatorConfig, DdSketchConfig, SeriesRef, TDigestConfig};
+use telemetry_core::{Labels, Sample};
+
+const KEYS: usize = 10_000;
+/// Seconds of data per iteration: one sample per key per second.
+const SECONDS_PER_ITER: i64 = 10;
+
+fn basic() -> AggregateSet {
+    AggregateSet { count: true, sum: true, min: true, max: true, mean: false, ..AggregateSet::default() }
+}
+
+fn sketches() -> AggregateSet {
+    AggregateSet { tdigest: Some(TDigestConfig::default()), ddsketch: Some(DdSketchConfig::default()), ..basic() }
+}
+
+fn setup(set: AggregateSet) -> (Aggregator, Vec<SeriesRef>) {
+    let cfg = AggregatorConfig { aggregates: set, max_keys: KEYS * 2, ..AggregatorConfig::default() };
+    let mut agg = Aggregator::new(cfg).expect("valid config"); // ok: constant config
+    let refs = (0..KEYS)
+        .map(|i| {
+            let l = Labels::from_pairs([
+                ("__name__", "http_request_duration_ms".to_string()),
+                ("instance", format!("host-{}", i % 100)),
+                ("path", format!("/api/{}", i / 100)),
+            ])
+            .expect("valid labels"); // ok: constant labels
+            agg.series_ref(&l).expect("under cap") // ok: cap is 2 × KEYS
+        })
+        .collect();
+    (agg, refs)
+}
+
+/// Heavy-tailed values without an RNG in the loop: a table of log-normal-like values.
+fn value_table() -> Vec<f64> {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+            (3.0 + 1.5 * (u * 6.0 - 3.0)).exp()
+        })
+        .collect()
+}
+
+fn run(agg: &mut Aggregator, refs: &[SeriesRef], values: &[f64], t0: &mut i64) {
+    for s in 0..SECONDS_PER_ITER {
+        let ts = *t0 + s * 1000;
+        for (i, &r) in refs.iter().enumerate() {
+            let v = values[(i + ts as usize / 1000) & 4095];
+            let _ = black_box(agg.push(r, Sample::new(ts, v), 1.0));
+        }
+    }
+    *t0 += SECONDS_PER_ITER * 1000;
+    black_box(agg.drain_records());
+}
+
+fn memory_per_key(set: AggregateSet, label: &str) {
+    let (mut agg, refs) = setup(set);
+    let values = value_table();
+    // One full minute of data: one open window holding every key.
+    let mut t0 = 0;
+    for _ in 0..(60 / SECONDS_PER_ITER) {
+        run(&mut agg, &refs, &values, &mut t0);
+    }
+    let bytes = agg.memory_bytes();
+    println!(
+        "memory per key ({label}): {:.0} bytes ({} keys, {} open windows, {} bytes total)",
+        bytes as f64 / KEYS as f64,
+        agg.keys(),
+        agg.open_windows(),
+        bytes
+    );
+}
+
+fn bench(c: &mut Criterion) {
+    memory_per_key(basic(), "count/sum/min/max");
+    memory_per_key(sketches(), "count/sum/min/max + t-digest + DDSketch");
+    let values = value_table();
+    let mut g = c.benchmark_group("ingest_10k_keys");
+    g.throughput(Throughput::Elements(KEYS as u64 * SECONDS_PER_ITER as u64));
+    for (name, set) in [("count_sum_min_max", basic()), ("with_tdigest_ddsketch", sketches())] {
+        let (mut agg, refs) = setup(set);
+        let mut t0 = 0i64;
+        g.bench_function(name, |b| b.iter(|| run(&mut agg, &refs, &values, &mut t0)));
+    }
+    g.finish();
+}
+
+#[allow(missing_docs)]
+mod group {
+    use super::*;
+    criterion_group!(benches, bench);
+}
+use group::benches;
+criterion_main!(benches);

@@ -1,0 +1,639 @@
+//! Per-window aggregate state: what is selected ([`AggregateSet`]), the mergeable state
+//! ([`WindowAggregate`]) and the values read from it ([`AggregateValues`]).
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use telemetry_core::Sample;
+
+use crate::error::{ConfigError, MergeError};
+use crate::sketch::{DdSketch, DdSketchConfig, DistinctCount, Moments, TDigestSketch};
+
+/// The quantiles reported by default: p50, p95, p99.
+pub const DEFAULT_QUANTILES: [f64; 3] = [0.5, 0.95, 0.99];
+
+/// What a distinct count counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DistinctSource {
+    /// Distinct sample values (by bit pattern).
+    Values,
+    /// Distinct values of this label among the series that fed the key (for example the
+    /// number of `instance`s behind a rolled-up family). Series without the label do not count.
+    Label(String),
+}
+
+/// HyperLogLog distinct-count settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DistinctConfig {
+    /// What to count.
+    pub source: DistinctSource,
+    /// log2 of the register count, `4..=16` (default 14: 16 KiB per sketch, 0.81 % standard error).
+    #[serde(default = "default_hll_precision")]
+    pub precision: u8,
+}
+
+fn default_hll_precision() -> u8 {
+    14
+}
+
+/// t-digest settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TDigestConfig {
+    /// Most centroids kept (the `tdigest` crate's `max_size`), `10..=10000`; default 100.
+    pub compression: usize,
+}
+
+impl Default for TDigestConfig {
+    fn default() -> Self {
+        TDigestConfig { compression: 100 }
+    }
+}
+
+/// Which aggregates a window keeps. Count, sum, min and max cost a few instructions per sample;
+/// the sketches cost memory per key and per window (see the crate docs for figures).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AggregateSet {
+    /// Weighted count (Σ weight) and the raw number of kept samples.
+    pub count: bool,
+    /// Weighted sum (Σ weight · value).
+    pub sum: bool,
+    /// Smallest value.
+    pub min: bool,
+    /// Largest value.
+    pub max: bool,
+    /// Weighted mean (Σ weight · value / Σ weight).
+    pub mean: bool,
+    /// Weighted population standard deviation (Welford/West, Chan merge).
+    pub stddev: bool,
+    /// Earliest sample (by timestamp).
+    pub first: bool,
+    /// Latest sample (by timestamp).
+    pub last: bool,
+    /// Counter increase, rate and resets, per series and summed over the key's series.
+    pub counter: bool,
+    /// Quantiles from a t-digest.
+    pub tdigest: Option<TDigestConfig>,
+    /// Quantiles from a DDSketch.
+    pub ddsketch: Option<DdSketchConfig>,
+    /// Quantiles reported from the sketches (default p50, p95, p99).
+    pub quantiles: Vec<f64>,
+    /// HyperLogLog distinct count.
+    pub distinct: Option<DistinctConfig>,
+}
+
+impl Default for AggregateSet {
+    /// Count, sum, min, max and mean; no sketches; quantiles p50/p95/p99 if a sketch is added.
+    fn default() -> Self {
+        AggregateSet {
+            count: true,
+            sum: true,
+            min: true,
+            max: true,
+            mean: true,
+            stddev: false,
+            first: false,
+            last: false,
+            counter: false,
+            tdigest: None,
+            ddsketch: None,
+            quantiles: DEFAULT_QUANTILES.to_vec(),
+            distinct: None,
+        }
+    }
+}
+
+impl AggregateSet {
+    /// Every aggregate, with default sketch settings and a distinct count of values.
+    pub fn all() -> Self {
+        AggregateSet {
+            stddev: true,
+            first: true,
+            last: true,
+            counter: true,
+            tdigest: Some(TDigestConfig::default()),
+            ddsketch: Some(DdSketchConfig::default()),
+            distinct: Some(DistinctConfig { source: DistinctSource::Values, precision: 14 }),
+            ..AggregateSet::default()
+        }
+    }
+
+    /// Checks quantiles and sketch parameters.
+    ///
+    /// # Errors
+    /// The first [`ConfigError`] found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for &q in &self.quantiles {
+            if !(0.0..=1.0).contains(&q) {
+                return Err(ConfigError::Quantile(q));
+            }
+        }
+        if let Some(t) = &self.tdigest
+            && !(10..=10_000).contains(&t.compression)
+        {
+            return Err(ConfigError::TDigestCompression(t.compression));
+        }
+        if let Some(d) = &self.ddsketch {
+            if !(d.alpha > 0.0 && d.alpha < 1.0) {
+                return Err(ConfigError::DdSketchAlpha(d.alpha));
+            }
+            if d.max_bins == 0 {
+                return Err(ConfigError::ZeroCap { what: "DDSketch max_bins" });
+            }
+        }
+        if let Some(h) = &self.distinct
+            && !(4..=16).contains(&h.precision)
+        {
+            return Err(ConfigError::HllPrecision(h.precision));
+        }
+        Ok(())
+    }
+}
+
+/// One series' counter progress inside a window: first and last sample and the increase
+/// between them, with resets handled as PromQL's `increase` does (a drop means the counter
+/// restarted from zero, so the new value itself is the increase since the previous sample;
+/// Prometheus `promql/functions.go`, `extrapolatedRate`). No extrapolation to window edges.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CounterState {
+    /// Earliest sample.
+    pub first: Sample,
+    /// Latest sample.
+    pub last: Sample,
+    /// Increase from `first` to `last`.
+    pub increase: f64,
+    /// Number of resets seen.
+    pub resets: u64,
+    /// Samples whose timestamp fell strictly between `first` and `last` after later samples
+    /// had arrived: they cannot be placed without the raw data and are left out of the
+    /// increase (they change it only if a reset hides between them).
+    pub out_of_order: u64,
+}
+
+#[inline]
+fn counter_delta(prev: f64, cur: f64) -> (f64, u64) {
+    if cur >= prev { (cur - prev, 0) } else { (cur, 1) }
+}
+
+impl CounterState {
+    fn new(s: Sample) -> Self {
+        CounterState { first: s, last: s, increase: 0.0, resets: 0, out_of_order: 0 }
+    }
+
+    #[inline]
+    fn add(&mut self, s: Sample) {
+        if s.timestamp_ms > self.last.timestamp_ms {
+            let (d, r) = counter_delta(self.last.value, s.value);
+            self.increase += d;
+            self.resets += r;
+            self.last = s;
+        } else if s.timestamp_ms < self.first.timestamp_ms {
+            let (d, r) = counter_delta(s.value, self.first.value);
+            self.increase += d;
+            self.resets += r;
+            self.first = s;
+        } else {
+            self.out_of_order += 1;
+        }
+    }
+
+    /// Joins two pieces of one series. Pieces that follow each other in time join exactly,
+    /// including the step between them; overlapping pieces (the same series aggregated by two
+    /// workers over interleaved samples) are joined by adding their increases.
+    fn merge(&mut self, o: &CounterState) {
+        let (a, b) = if (self.first.timestamp_ms, self.last.timestamp_ms) <= (o.first.timestamp_ms, o.last.timestamp_ms)
+        {
+            (*self, *o)
+        } else {
+            (*o, *self)
+        };
+        let mut m = a;
+        m.increase = a.increase + b.increase;
+        m.resets = a.resets + b.resets;
+        m.out_of_order = a.out_of_order + b.out_of_order;
+        if a.last.timestamp_ms < b.first.timestamp_ms {
+            let (d, r) = counter_delta(a.last.value, b.first.value);
+            m.increase += d;
+            m.resets += r;
+        }
+        if b.last.timestamp_ms > a.last.timestamp_ms {
+            m.last = b.last;
+        }
+        *self = m;
+    }
+}
+
+/// Counter state of every series that fed a key, by series fingerprint.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CounterAgg {
+    /// Per-series state, keyed by the series' [`Fingerprint`](telemetry_core::Fingerprint) value.
+    pub series: HashMap<u64, CounterState, ahash::RandomState>,
+}
+
+impl CounterAgg {
+    #[inline]
+    fn add(&mut self, series: u64, s: Sample) {
+        self.series.entry(series).and_modify(|c| c.add(s)).or_insert_with(|| CounterState::new(s));
+    }
+
+    fn merge(&mut self, o: &CounterAgg) {
+        for (k, v) in &o.series {
+            self.series.entry(*k).and_modify(|c| c.merge(v)).or_insert(*v);
+        }
+    }
+
+    /// Sum of the series' increases (in fingerprint order, for reproducible rounding), resets.
+    pub fn totals(&self) -> (f64, u64) {
+        let mut keys: Vec<&u64> = self.series.keys().collect();
+        keys.sort_unstable();
+        let mut inc = 0.0;
+        let mut resets = 0;
+        for k in keys {
+            let c = &self.series[k];
+            inc += c.increase;
+            resets += c.resets;
+        }
+        (inc, resets)
+    }
+}
+
+mod nonfinite {
+    //! Infinite min/max (an empty aggregate) as `null`, which every serde format carries.
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn ser<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() { s.serialize_some(v) } else { s.serialize_none() }
+    }
+    pub fn de_min<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
+    }
+    pub fn de_max<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NEG_INFINITY))
+    }
+}
+
+/// The mergeable state of one key in one window.
+///
+/// Values enter with a weight (1 for unsampled data, `1/p` after probabilistic sampling; see
+/// [`sampling`](crate::sampling)). Count and sum are weighted, so they estimate the unsampled
+/// count and sum without bias; min, max, mean, standard deviation and quantiles are computed
+/// from the values themselves, never scaled.
+///
+/// Stale markers and other non-finite values are counted (`stale`, `non_finite`) and kept out
+/// of the value aggregates.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WindowAggregate {
+    /// Kept samples (unweighted).
+    pub samples: u64,
+    /// Σ weight: the estimated number of samples before sampling.
+    pub weight: f64,
+    /// Σ weight · value.
+    pub sum: f64,
+    /// Smallest value (`+∞` when empty).
+    #[serde(serialize_with = "nonfinite::ser", deserialize_with = "nonfinite::de_min")]
+    pub min: f64,
+    /// Largest value (`−∞` when empty).
+    #[serde(serialize_with = "nonfinite::ser", deserialize_with = "nonfinite::de_max")]
+    pub max: f64,
+    /// Stale markers seen.
+    pub stale: u64,
+    /// NaN (other than the stale marker) and infinite values seen.
+    pub non_finite: u64,
+    /// Mean and variance accumulator, when the standard deviation is selected.
+    pub moments: Option<Moments>,
+    /// Earliest sample, when selected.
+    pub first: Option<Sample>,
+    /// Latest sample, when selected.
+    pub last: Option<Sample>,
+    /// t-digest, when selected.
+    pub tdigest: Option<TDigestSketch>,
+    /// DDSketch, when selected.
+    pub ddsketch: Option<DdSketch>,
+    /// HyperLogLog, when selected.
+    pub distinct: Option<DistinctCount>,
+    /// Counter progress per series, when selected.
+    pub counter: Option<CounterAgg>,
+}
+
+/// Compact switches read on the per-sample path.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Flags {
+    pub moments: bool,
+    pub first: bool,
+    pub last: bool,
+    pub counter: bool,
+    pub sketches: bool,
+    pub distinct: bool,
+}
+
+impl Flags {
+    pub(crate) fn of(set: &AggregateSet) -> Self {
+        Flags {
+            moments: set.stddev,
+            first: set.first,
+            last: set.last,
+            counter: set.counter,
+            sketches: set.tdigest.is_some() || set.ddsketch.is_some(),
+            distinct: set.distinct.is_some(),
+        }
+    }
+}
+
+#[inline]
+fn earlier(a: &Sample, b: &Sample) -> bool {
+    (a.timestamp_ms, a.value.to_bits()) < (b.timestamp_ms, b.value.to_bits())
+}
+
+impl WindowAggregate {
+    /// An empty aggregate with the components `set` selects.
+    pub fn new(set: &AggregateSet) -> Self {
+        WindowAggregate {
+            samples: 0,
+            weight: 0.0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            stale: 0,
+            non_finite: 0,
+            moments: set.stddev.then(Moments::default),
+            first: None,
+            last: None,
+            tdigest: set.tdigest.map(|t| TDigestSketch::new(t.compression)),
+            ddsketch: set.ddsketch.map(DdSketch::new),
+            distinct: set.distinct.as_ref().map(|d| DistinctCount::new(d.precision)),
+            counter: set.counter.then(CounterAgg::default),
+        }
+    }
+
+    /// Adds one sample of series `series_fp` with weight `w` (> 0). `distinct_hash` is the item
+    /// for the distinct count (a label value's hash, or `None` to hash the value).
+    #[inline]
+    pub(crate) fn observe(&mut self, f: Flags, series_fp: u64, s: Sample, w: f64, distinct_hash: Option<u64>) {
+        let v = s.value;
+        if !v.is_finite() {
+            if s.is_stale() {
+                self.stale += 1;
+            } else {
+                self.non_finite += 1;
+            }
+            return;
+        }
+        self.samples += 1;
+        self.weight += w;
+        self.sum += w * v;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        if f.moments
+            && let Some(m) = &mut self.moments
+        {
+            m.add(v, w);
+        }
+        if f.first && self.first.as_ref().is_none_or(|x| earlier(&s, x)) {
+            self.first = Some(s);
+        }
+        if f.last && self.last.as_ref().is_none_or(|x| earlier(x, &s)) {
+            self.last = Some(s);
+        }
+        if f.counter
+            && let Some(c) = &mut self.counter
+        {
+            c.add(series_fp, s);
+        }
+        if f.sketches {
+            if let Some(t) = &mut self.tdigest {
+                t.add(v);
+            }
+            if let Some(d) = &mut self.ddsketch {
+                d.add(v);
+            }
+        }
+        if f.distinct
+            && let Some(h) = &mut self.distinct
+        {
+            h.insert(distinct_hash.unwrap_or_else(|| v.to_bits()));
+        }
+    }
+
+    /// Merges `o` into `self`. Count, min, max, first, last and the distinct count merge
+    /// exactly in any order; sums, moments and increases merge up to floating-point rounding
+    /// (exactly when the values are integers below 2^53); the quantile sketches merge within
+    /// their error bounds.
+    ///
+    /// # Errors
+    /// [`MergeError`] when the two were built with different aggregate sets or parameters.
+    pub fn merge(&mut self, o: &WindowAggregate) -> Result<(), MergeError> {
+        fn shape<T>(a: &Option<T>, b: &Option<T>, what: &'static str) -> Result<(), MergeError> {
+            if a.is_some() != b.is_some() { Err(MergeError::Shape(what)) } else { Ok(()) }
+        }
+        shape(&self.moments, &o.moments, "stddev")?;
+        shape(&self.tdigest, &o.tdigest, "tdigest")?;
+        shape(&self.ddsketch, &o.ddsketch, "ddsketch")?;
+        shape(&self.distinct, &o.distinct, "distinct")?;
+        shape(&self.counter, &o.counter, "counter")?;
+        // Sketch merges can fail: do them before touching anything else.
+        let mut td = self.tdigest.clone();
+        if let (Some(a), Some(b)) = (&mut td, &o.tdigest) {
+            a.merge(b)?;
+        }
+        let mut dd = self.ddsketch.clone();
+        if let (Some(a), Some(b)) = (&mut dd, &o.ddsketch) {
+            a.merge(b)?;
+        }
+        let mut hll = self.distinct.clone();
+        if let (Some(a), Some(b)) = (&mut hll, &o.distinct) {
+            a.merge(b)?;
+        }
+        self.tdigest = td;
+        self.ddsketch = dd;
+        self.distinct = hll;
+        self.samples += o.samples;
+        self.weight += o.weight;
+        self.sum += o.sum;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        self.stale += o.stale;
+        self.non_finite += o.non_finite;
+        if let (Some(a), Some(b)) = (&mut self.moments, &o.moments) {
+            a.merge(b);
+        }
+        if let Some(b) = &o.first
+            && self.first.as_ref().is_none_or(|a| earlier(b, a))
+        {
+            self.first = Some(*b);
+        }
+        if let Some(b) = &o.last
+            && self.last.as_ref().is_none_or(|a| earlier(a, b))
+        {
+            self.last = Some(*b);
+        }
+        if let (Some(a), Some(b)) = (&mut self.counter, &o.counter) {
+            a.merge(b);
+        }
+        Ok(())
+    }
+
+    /// Compresses sketch buffers and releases spare capacity (called when a window closes).
+    pub fn shrink(&mut self) {
+        if let Some(t) = &mut self.tdigest {
+            t.shrink();
+        }
+    }
+
+    /// Approximate bytes held, inline and on the heap.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.tdigest.as_ref().map_or(0, |t| t.heap_bytes())
+            + self.ddsketch.as_ref().map_or(0, |d| d.heap_bytes())
+            + self.distinct.as_ref().map_or(0, |d| d.heap_bytes())
+            + self.counter.as_ref().map_or(0, |c| c.series.capacity() * (8 + std::mem::size_of::<CounterState>() + 1))
+    }
+
+    /// Reads the selected values. `window_ms` is the window width, used for the rate.
+    pub fn values(&self, set: &AggregateSet, window_ms: i64) -> AggregateValues {
+        let nonempty = self.samples > 0;
+        let opt = |sel: bool, v: f64| (sel && nonempty).then_some(v);
+        let (increase, resets) = match (&self.counter, set.counter) {
+            (Some(c), true) if !c.series.is_empty() => {
+                let (i, r) = c.totals();
+                (Some(i), Some(r))
+            }
+            _ => (None, None),
+        };
+        let qs = |f: &dyn Fn(f64) -> Option<f64>| -> Vec<Quantile> {
+            set.quantiles.iter().filter_map(|&q| f(q).map(|value| Quantile { q, value })).collect()
+        };
+        AggregateValues {
+            samples: self.samples,
+            count: set.count.then_some(self.weight),
+            sum: opt(set.sum, self.sum),
+            min: opt(set.min, self.min),
+            max: opt(set.max, self.max),
+            mean: opt(set.mean, self.sum / self.weight),
+            stddev: self.moments.as_ref().filter(|_| set.stddev).and_then(|m| m.variance()).map(f64::sqrt),
+            first: self.first.filter(|_| set.first),
+            last: self.last.filter(|_| set.last),
+            tdigest: self.tdigest.as_ref().filter(|_| nonempty).and_then(|t| {
+                let v = t.quantiles(&set.quantiles)?;
+                Some(set.quantiles.iter().zip(v).map(|(&q, value)| Quantile { q, value }).collect())
+            }),
+            ddsketch: self.ddsketch.as_ref().filter(|_| nonempty).map(|d| qs(&|q| d.quantile(q))),
+            distinct: self.distinct.as_ref().map(|d| d.estimate()),
+            increase,
+            rate: increase.map(|i| i / (window_ms as f64 / 1000.0)),
+            resets,
+            stale: self.stale,
+            non_finite: self.non_finite,
+        }
+    }
+}
+
+/// One estimated quantile.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Quantile {
+    /// The quantile, in `[0, 1]`.
+    pub q: f64,
+    /// Its estimated value.
+    pub value: f64,
+}
+
+/// The values of one key in one window. A field is `None` when its aggregate is not selected
+/// or the window holds no finite value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AggregateValues {
+    /// Kept samples (unweighted).
+    pub samples: u64,
+    /// Weighted count: an unbiased estimate of the number of samples before sampling.
+    pub count: Option<f64>,
+    /// Weighted sum: an unbiased estimate of the sum before sampling.
+    pub sum: Option<f64>,
+    /// Smallest value.
+    pub min: Option<f64>,
+    /// Largest value.
+    pub max: Option<f64>,
+    /// Weighted mean.
+    pub mean: Option<f64>,
+    /// Weighted population standard deviation.
+    pub stddev: Option<f64>,
+    /// Earliest sample.
+    pub first: Option<Sample>,
+    /// Latest sample.
+    pub last: Option<Sample>,
+    /// Quantiles from the t-digest.
+    pub tdigest: Option<Vec<Quantile>>,
+    /// Quantiles from the DDSketch.
+    pub ddsketch: Option<Vec<Quantile>>,
+    /// Estimated distinct count.
+    pub distinct: Option<f64>,
+    /// Counter increase within the window, summed over the key's series (reset-aware, not
+    /// extrapolated to the window edges).
+    pub increase: Option<f64>,
+    /// `increase` per second of window width.
+    pub rate: Option<f64>,
+    /// Counter resets seen.
+    pub resets: Option<u64>,
+    /// Stale markers seen.
+    pub stale: u64,
+    /// Other non-finite values seen.
+    pub non_finite: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(agg: &mut WindowAggregate, set: &AggregateSet, pts: &[(i64, f64)]) {
+        let f = Flags::of(set);
+        for &(t, v) in pts {
+            agg.observe(f, 7, Sample::new(t, v), 1.0, None);
+        }
+    }
+
+    #[test]
+    fn counter_increase_handles_resets_like_promql() {
+        let set = AggregateSet { counter: true, ..AggregateSet::default() };
+        let mut a = WindowAggregate::new(&set);
+        // 10 → 15 (+5), reset to 3 (+3), → 7 (+4): 12.
+        feed(&mut a, &set, &[(0, 10.0), (1000, 15.0), (2000, 3.0), (3000, 7.0)]);
+        let v = a.values(&set, 60_000);
+        assert_eq!(v.increase, Some(12.0));
+        assert_eq!(v.resets, Some(1));
+        assert_eq!(v.rate, Some(12.0 / 60.0));
+    }
+
+    #[test]
+    fn counter_merge_bridges_windows() {
+        let set = AggregateSet { counter: true, ..AggregateSet::default() };
+        let mut a = WindowAggregate::new(&set);
+        let mut b = WindowAggregate::new(&set);
+        feed(&mut a, &set, &[(0, 10.0), (1000, 15.0)]);
+        feed(&mut b, &set, &[(2000, 3.0), (3000, 7.0)]);
+        let mut ab = a.clone();
+        ab.merge(&b).unwrap();
+        let mut ba = b.clone();
+        ba.merge(&a).unwrap();
+        assert_eq!(ab.values(&set, 1).increase, Some(12.0));
+        assert_eq!(ba.values(&set, 1).increase, Some(12.0));
+    }
+
+    #[test]
+    fn stale_and_nan_are_counted_not_aggregated() {
+        let set = AggregateSet::all();
+        let mut a = WindowAggregate::new(&set);
+        feed(&mut a, &set, &[(0, 1.0), (1, f64::NAN), (2, telemetry_core::STALE_NAN), (3, f64::INFINITY), (4, 3.0)]);
+        let v = a.values(&set, 60_000);
+        assert_eq!((v.samples, v.stale, v.non_finite), (2, 1, 2));
+        assert_eq!((v.min, v.max, v.sum), (Some(1.0), Some(3.0), Some(4.0)));
+    }
+
+    #[test]
+    fn empty_aggregate_round_trips_json() {
+        let set = AggregateSet::all();
+        let a = WindowAggregate::new(&set);
+        let json = serde_json::to_string(&a).unwrap();
+        let back: WindowAggregate = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.min, f64::INFINITY);
+        assert_eq!(back.max, f64::NEG_INFINITY);
+        assert_eq!(back.values(&set, 60_000), a.values(&set, 60_000));
+    }
+}
