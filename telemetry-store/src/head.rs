@@ -529,9 +529,9 @@ impl Appender<'_> {
     #[inline]
     fn push(&mut self, s: Arc<MemSeries>, t: i64, v: f64) -> Result<SeriesRef, AppendError> {
         let r = s.series_ref;
-        let res = s.lock().precheck(t, v, &self.head.rules);
+        let res = s.lock().classify(t, v, &self.head.rules);
         match res {
-            Ok(()) => {
+            Ok(_) => {
                 self.pending.push((s, t, v));
                 Ok(r)
             }

@@ -55,7 +55,17 @@ impl Querier for HeadQuerier<'_> {
             if snap.is_empty() {
                 return None;
             }
-            Some(Ok(Series { labels: s.labels.clone(), samples: Box::new(HeadBatches::new(snap)) }))
+            // Read the first batch now so that a series with no sample in range is left out.
+            let mut batches = HeadBatches::new(snap);
+            let mut first = SampleBatch::default();
+            match batches.next_batch(&mut first) {
+                Ok(false) => None,
+                Ok(true) => {
+                    batches.peeked = Some(first);
+                    Some(Ok(Series { labels: s.labels.clone(), samples: Box::new(batches) }))
+                }
+                Err(e) => Some(Err(e)),
+            }
         })))
     }
 
@@ -86,12 +96,13 @@ struct HeadBatches {
     next_chunk: usize,
     open_done: bool,
     merged: Option<SampleBatch>,
+    peeked: Option<SampleBatch>,
     done: bool,
 }
 
 impl HeadBatches {
     fn new(snap: Snapshot) -> Self {
-        HeadBatches { snap, next_chunk: 0, open_done: false, merged: None, done: false }
+        HeadBatches { snap, next_chunk: 0, open_done: false, merged: None, peeked: None, done: false }
     }
 
     fn corrupt(e: crate::xor::ChunkError) -> StorageError {
@@ -137,6 +148,10 @@ impl HeadBatches {
 impl SampleBatches for HeadBatches {
     fn next_batch(&mut self, out: &mut SampleBatch) -> Result<bool, StorageError> {
         out.clear();
+        if let Some(p) = self.peeked.take() {
+            *out = p;
+            return Ok(true);
+        }
         if self.done {
             return Ok(false);
         }

@@ -80,33 +80,68 @@ fn find_in_chunk(data: &[u8], t: i64) -> Option<u64> {
 }
 
 impl SeriesData {
-    /// The cheap check done at append time (before commit): the newest sample decides.
+    /// Decides what inserting `(t, v)` would do, without changing anything. Samples newer
+    /// than the newest take the fast path; older ones look for an existing sample at `t`
+    /// first (an exact duplicate is accepted even beyond the window, so that retried batches
+    /// are idempotent), then apply the out-of-order window.
     #[inline]
-    pub(crate) fn precheck(&self, t: i64, v: f64, rules: &Rules) -> Result<(), Refusal> {
+    pub(crate) fn classify(&self, t: i64, v: f64, rules: &Rules) -> Result<Accepted, Refusal> {
         if self.max_t == i64::MIN || t > self.max_t {
-            return Ok(());
+            return Ok(Accepted::Stored);
         }
+        self.classify_slow(t, v.to_bits(), rules)
+    }
+
+    #[cold]
+    fn classify_slow(&self, t: i64, bits: u64, rules: &Rules) -> Result<Accepted, Refusal> {
+        let same = |existing_bits: u64| {
+            if existing_bits == bits { Ok(Accepted::Duplicate) } else { Err(Refusal::Duplicate { existing_bits }) }
+        };
         if t == self.max_t {
-            return if v.to_bits() == self.last_bits {
-                Ok(())
-            } else {
-                Err(Refusal::Duplicate { existing_bits: self.last_bits })
-            };
+            return same(self.last_bits);
+        }
+        if let Some(b) = self.find(t) {
+            return same(b);
         }
         if t < self.max_t.saturating_sub(rules.ooo_window_ms) {
             return Err(Refusal::TooOld { max_t: self.max_t });
         }
-        Ok(())
+        Ok(Accepted::StoredOutOfOrder)
+    }
+
+    /// The value bits stored at `t`, if any (decodes the chunks that may hold it).
+    fn find(&self, t: i64) -> Option<u64> {
+        if self.open.num_samples() > 0 && t >= self.open_mint {
+            if let Some(b) = find_in_chunk(self.open.bytes(), t) {
+                return Some(b);
+            }
+        } else {
+            let i = self.full.partition_point(|c| c.maxt < t);
+            if let Some(c) = self.full.get(i)
+                && c.mint <= t
+                && let Some(b) = find_in_chunk(&c.data, t)
+            {
+                return Some(b);
+            }
+        }
+        for c in self.ooo_chunks.iter().filter(|c| c.mint <= t && t <= c.maxt) {
+            if let Some(b) = find_in_chunk(&c.data, t) {
+                return Some(b);
+            }
+        }
+        self.ooo.binary_search_by_key(&t, |&(ts, _)| ts).ok().map(|i| self.ooo[i].1.to_bits())
     }
 
     /// Stores a sample, or says why not.
     #[inline]
     pub(crate) fn insert(&mut self, t: i64, v: f64, rules: &Rules) -> Result<Accepted, Refusal> {
-        if self.max_t == i64::MIN || t > self.max_t {
-            self.append_in_order(t, v, rules);
-            return Ok(Accepted::Stored);
+        let a = self.classify(t, v, rules)?;
+        match a {
+            Accepted::Stored => self.append_in_order(t, v, rules),
+            Accepted::StoredOutOfOrder => self.insert_out_of_order(t, v, rules),
+            Accepted::Duplicate => {}
         }
-        self.insert_slow(t, v, rules)
+        Ok(a)
     }
 
     #[inline]
@@ -133,51 +168,17 @@ impl SeriesData {
     }
 
     #[cold]
-    fn insert_slow(&mut self, t: i64, v: f64, rules: &Rules) -> Result<Accepted, Refusal> {
-        let bits = v.to_bits();
-        let same = |existing_bits: u64| {
-            if existing_bits == bits { Ok(Accepted::Duplicate) } else { Err(Refusal::Duplicate { existing_bits }) }
-        };
-        if t == self.max_t {
-            return same(self.last_bits);
-        }
-        if t < self.max_t.saturating_sub(rules.ooo_window_ms) {
-            return Err(Refusal::TooOld { max_t: self.max_t });
-        }
-        // Does an in-order sample exist at t?
-        if self.open.num_samples() > 0 && t >= self.open_mint {
-            if let Some(b) = find_in_chunk(self.open.bytes(), t) {
-                return same(b);
+    fn insert_out_of_order(&mut self, t: i64, v: f64, rules: &Rules) {
+        let i = self.ooo.partition_point(|&(ts, _)| ts < t);
+        self.ooo.insert(i, (t, v));
+        if self.ooo.len() >= rules.chunk_max_samples.max(1) {
+            let mut c = XorChunk::new();
+            for &(t, v) in &self.ooo {
+                c.append(t, v);
             }
-        } else {
-            let i = self.full.partition_point(|c| c.maxt < t);
-            if let Some(c) = self.full.get(i)
-                && c.mint <= t
-                && let Some(b) = find_in_chunk(&c.data, t)
-            {
-                return same(b);
-            }
-        }
-        for c in self.ooo_chunks.iter().filter(|c| c.mint <= t && t <= c.maxt) {
-            if let Some(b) = find_in_chunk(&c.data, t) {
-                return same(b);
-            }
-        }
-        match self.ooo.binary_search_by_key(&t, |&(ts, _)| ts) {
-            Ok(i) => same(self.ooo[i].1.to_bits()),
-            Err(i) => {
-                self.ooo.insert(i, (t, v));
-                if self.ooo.len() >= rules.chunk_max_samples.max(1) {
-                    let mut c = XorChunk::new();
-                    for &(t, v) in &self.ooo {
-                        c.append(t, v);
-                    }
-                    let (mint, maxt) = (self.ooo[0].0, self.ooo[self.ooo.len() - 1].0);
-                    self.ooo_chunks.push(Chunk { mint, maxt, data: Arc::from(c.take_bytes()) });
-                    self.ooo.clear();
-                }
-                Ok(Accepted::StoredOutOfOrder)
-            }
+            let (mint, maxt) = (self.ooo[0].0, self.ooo[self.ooo.len() - 1].0);
+            self.ooo_chunks.push(Chunk { mint, maxt, data: Arc::from(c.take_bytes()) });
+            self.ooo.clear();
         }
     }
 
