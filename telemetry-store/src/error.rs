@@ -43,6 +43,21 @@ pub enum AppendError {
     /// No series with this reference is in the head.
     #[error("unknown series reference {0}")]
     UnknownRef(SeriesRef),
+    /// A series needs at least one label.
+    #[error("empty label set")]
+    EmptyLabels,
+    /// The head has handed out every series reference (about four billion, the index's
+    /// limit); reopening it starts over from the WAL's references.
+    #[error("series reference space exhausted")]
+    TooManySeries,
+    /// The index refused the series.
+    #[error("index refused series {series}: {reason}")]
+    Index {
+        /// The series.
+        series: String,
+        /// The index's error.
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for RefuseReason {
@@ -88,6 +103,10 @@ pub enum HeadError {
     /// The WAL failed.
     #[error(transparent)]
     Wal(#[from] WalError),
+    /// A series removed by garbage collection while a commit held samples for it could not
+    /// be re-created: the series reference space is exhausted.
+    #[error("series reference space exhausted")]
+    TooManySeries,
     /// An earlier WAL failure left memory and WAL possibly apart; reopen the head.
     #[error("head unusable after an earlier WAL failure; reopen it to replay the WAL")]
     Failed,

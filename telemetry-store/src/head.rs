@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use smallvec::SmallVec;
 use telemetry_core::{Fingerprint, Labels, Matcher, matches_all};
 
+use crate::SeriesRef;
 use crate::error::{AppendError, HeadError};
-use crate::index::MemIndex;
 use crate::record::{self, Record, SamplesEncoder};
 use crate::series::{Accepted, MemSeries, Refusal, Rules, SeriesData};
 use crate::wal::{CheckpointReport, ReplayReport, Wal, WalOptions};
-use crate::{SeriesRef, xor};
+use telemetry_index::MemIndex;
 
 /// Head configuration. Every field has a default (see [`HeadOptions::default`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -175,7 +175,7 @@ pub struct Head {
     opts: HeadOptions,
     rules: Rules,
     pub(crate) table: RwLock<Table>,
-    pub(crate) index: RwLock<MemIndex>,
+    pub(crate) index: MemIndex,
     commit: Mutex<CommitState>,
     wal: Option<Wal>,
     failed: AtomicBool,
@@ -212,7 +212,7 @@ impl Head {
             opts,
             rules,
             table: RwLock::new(Table::default()),
-            index: RwLock::new(MemIndex::default()),
+            index: MemIndex::new(),
             commit: Mutex::new(CommitState { buf: Vec::new() }),
             wal: None,
             failed: AtomicBool::new(false),
@@ -254,8 +254,10 @@ impl Head {
                         continue;
                     }
                     t.aliases.remove(&s.series_ref.0);
-                    let series = self.insert_series(&mut t, s.labels.clone(), fp, Some(s.series_ref));
-                    series.logged.store(true, Ordering::Relaxed);
+                    match self.insert_series(&mut t, s.labels.clone(), fp, Some(s.series_ref)) {
+                        Ok(series) => series.logged.store(true, Ordering::Relaxed),
+                        Err(e) => tracing::warn!(series_ref = s.series_ref.0, error = %e, "WAL series record skipped"),
+                    }
                 }
             }
             Record::Samples(list) => {
@@ -298,7 +300,7 @@ impl Head {
                     let r = t.aliases.remove(&r.0).unwrap_or(*r);
                     if let Some(s) = t.by_ref.get(&r.0).cloned() {
                         t.remove(&s);
-                        write(&self.index).remove(s.series_ref, &s.labels);
+                        self.index.remove(&[s.series_ref.index_ref()]);
                         s.removed.store(true, Ordering::Relaxed);
                         self.counters.series_removed.fetch_add(1, Ordering::Relaxed);
                     }
@@ -307,8 +309,23 @@ impl Head {
         }
     }
 
-    fn insert_series(&self, t: &mut Table, labels: Labels, fp: Fingerprint, r: Option<SeriesRef>) -> Arc<MemSeries> {
+    fn insert_series(
+        &self,
+        t: &mut Table,
+        labels: Labels,
+        fp: Fingerprint,
+        r: Option<SeriesRef>,
+    ) -> Result<Arc<MemSeries>, AppendError> {
         let series_ref = r.unwrap_or(SeriesRef(t.next_ref));
+        if labels.is_empty() {
+            return Err(AppendError::EmptyLabels);
+        }
+        if series_ref.0 >= u32::MAX as u64 {
+            return Err(AppendError::TooManySeries);
+        }
+        self.index
+            .add(series_ref.index_ref(), &labels)
+            .map_err(|e| AppendError::Index { series: labels.to_string(), reason: e.to_string() })?;
         t.next_ref = t.next_ref.max(series_ref.0 + 1);
         let s = Arc::new(MemSeries {
             series_ref,
@@ -320,19 +337,18 @@ impl Head {
         });
         t.by_fp.entry(fp.0).or_default().push(s.clone());
         t.by_ref.insert(series_ref.0, s.clone());
-        write(&self.index).add(series_ref, &s.labels);
         self.counters.series_created.fetch_add(1, Ordering::Relaxed);
-        s
+        Ok(s)
     }
 
-    fn get_or_create(&self, labels: &Labels) -> Arc<MemSeries> {
+    fn get_or_create(&self, labels: &Labels) -> Result<Arc<MemSeries>, AppendError> {
         let fp = labels.fingerprint();
         if let Some(s) = read(&self.table).lookup(labels, fp) {
-            return s.clone();
+            return Ok(s.clone());
         }
         let mut t = write(&self.table);
         if let Some(s) = t.lookup(labels, fp) {
-            return s.clone();
+            return Ok(s.clone());
         }
         self.insert_series(&mut t, labels.clone(), fp, None)
     }
@@ -382,7 +398,7 @@ impl Head {
                 range = Some(range.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
             }
         }
-        bytes += read(&self.index).bytes() as u64;
+        bytes += (self.index.memory_bytes() + self.index.string_bytes()) as u64;
         let c = &self.counters;
         HeadStats {
             series: series.len() as u64,
@@ -437,12 +453,12 @@ impl Head {
         }
         {
             let mut t = write(&self.table);
-            let mut idx = write(&self.index);
             for s in &victims {
                 t.remove(s);
-                idx.remove(s.series_ref, &s.labels);
                 s.removed.store(true, Ordering::Relaxed);
             }
+            let refs: Vec<u32> = victims.iter().map(|s| s.series_ref.index_ref()).collect();
+            self.index.remove(&refs);
         }
         self.counters.series_removed.fetch_add(victims.len() as u64, Ordering::Relaxed);
         if let Some(wal) = &self.wal {
@@ -481,13 +497,16 @@ impl Head {
 
     /// Series matching `matchers` (all for none), unsorted.
     pub(crate) fn matching_series(&self, matchers: &[Matcher]) -> Vec<Arc<MemSeries>> {
-        let cand = read(&self.index).candidates(matchers);
-        let t = read(&self.table);
-        let filter = |s: &&Arc<MemSeries>| matches_all(matchers, &s.labels);
-        match cand {
-            Some(refs) => refs.iter().filter_map(|r| t.by_ref.get(&r.0)).filter(filter).cloned().collect(),
-            None => t.by_ref.values().filter(filter).cloned().collect(),
+        if matchers.is_empty() {
+            return read(&self.table).by_ref.values().cloned().collect();
         }
+        let refs = self.index.postings_for_matchers(matchers);
+        let t = read(&self.table);
+        refs.iter()
+            .filter_map(|r| t.by_ref.get(&(r as u64)))
+            .filter(|s| matches_all(matchers, &s.labels))
+            .cloned()
+            .collect()
     }
 }
 
@@ -548,7 +567,7 @@ impl Appender<'_> {
     /// # Errors
     /// [`AppendError::Refused`] when the sample is too old or conflicts with a stored one.
     pub fn append(&mut self, labels: &Labels, timestamp_ms: i64, value: f64) -> Result<SeriesRef, AppendError> {
-        let s = self.head.get_or_create(labels);
+        let s = self.head.get_or_create(labels)?;
         self.push(s, timestamp_ms, value)
     }
 
@@ -571,7 +590,7 @@ impl Appender<'_> {
             Some(s) => s,
             None => {
                 let labels = Labels::from_pairs(pairs).map_err(AppendError::InvalidLabels)?;
-                self.head.get_or_create(&labels)
+                self.head.get_or_create(&labels)?
             }
         };
         self.push(s, timestamp_ms, value)
@@ -625,7 +644,10 @@ impl Appender<'_> {
         buf.clear();
         for p in self.pending.iter_mut() {
             if p.0.removed.load(Ordering::Relaxed) {
-                p.0 = head.get_or_create(&p.0.labels);
+                // The labels were valid when the series was first created, and a reference
+                // is free (the one just removed went back): creation cannot fail here
+                // except when the reference space is exhausted.
+                p.0 = head.get_or_create(&p.0.labels).map_err(|_| HeadError::TooManySeries)?;
             }
         }
         if wal.is_some() {
@@ -687,7 +709,11 @@ impl Appender<'_> {
     }
 }
 
-/// Decodes a snapshot into sorted, unique samples within its range.
-pub(crate) fn decode_chunk(data: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<(), xor::ChunkError> {
-    xor::decode_into(data, ts, vs)
+/// Decodes an XOR chunk, appending to `ts` and `vs`.
+pub(crate) fn decode_chunk(
+    data: &[u8],
+    ts: &mut Vec<i64>,
+    vs: &mut Vec<f64>,
+) -> Result<usize, telemetry_compress::ChunkError> {
+    telemetry_compress::decode_xor_chunk(data, ts, vs)
 }

@@ -45,12 +45,10 @@
 
 mod error;
 mod head;
-mod index;
 mod query;
 pub mod record;
 mod series;
 pub mod wal;
-mod xor;
 
 pub use error::{AppendError, HeadError, RefuseReason};
 pub use head::{Appender, CommitSummary, Head, HeadOptions, HeadStats};
@@ -61,6 +59,13 @@ pub use wal::{CheckpointReport, ReplayReport, SyncPolicy, Wal, WalError, WalOpti
 /// across restarts (the WAL records it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct SeriesRef(pub u64);
+
+impl SeriesRef {
+    /// The reference as telemetry-index's dense `u32` (references stay below `u32::MAX`).
+    pub(crate) fn index_ref(self) -> telemetry_index::SeriesRef {
+        self.0 as u32
+    }
+}
 
 impl std::fmt::Display for SeriesRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -105,7 +105,7 @@ impl HeadBatches {
         HeadBatches { snap, next_chunk: 0, open_done: false, merged: None, peeked: None, done: false }
     }
 
-    fn corrupt(e: crate::xor::ChunkError) -> StorageError {
+    fn corrupt(e: telemetry_compress::ChunkError) -> StorageError {
         StorageError::Corruption { location: "head chunk".into(), reason: e.to_string() }
     }
 

@@ -6,7 +6,10 @@ use std::sync::atomic::AtomicBool;
 use telemetry_core::{Fingerprint, Labels};
 
 use crate::SeriesRef;
-use crate::xor::{self, XorChunk};
+use telemetry_compress::{XorChunk, decode_xor_chunk};
+
+/// Bytes reserved for a new open chunk: 120 samples of typical scrape data take ~150.
+const OPEN_CHUNK_CAPACITY: usize = 32;
 
 /// A full (cut) chunk: immutable XOR bytes and their time range.
 #[derive(Debug, Clone)]
@@ -62,7 +65,7 @@ pub(crate) struct SeriesData {
 impl Default for SeriesData {
     fn default() -> Self {
         SeriesData {
-            open: XorChunk::new(),
+            open: XorChunk::with_capacity(OPEN_CHUNK_CAPACITY),
             open_mint: 0,
             full: Vec::new(),
             max_t: i64::MIN,
@@ -75,7 +78,7 @@ impl Default for SeriesData {
 
 fn find_in_chunk(data: &[u8], t: i64) -> Option<u64> {
     let (mut ts, mut vs) = (Vec::new(), Vec::new());
-    xor::decode_into(data, &mut ts, &mut vs).ok()?;
+    decode_xor_chunk(data, &mut ts, &mut vs).ok()?;
     ts.binary_search(&t).ok().map(|i| vs[i].to_bits())
 }
 
@@ -157,13 +160,19 @@ impl SeriesData {
         if self.open.num_samples() == 0 {
             self.open_mint = t;
         }
-        self.open.append(t, v);
+        if self.open.append(t, v).is_err() {
+            // Only a full chunk (65,535 samples) refuses; chunk_max_samples is clamped below it.
+            self.cut();
+            self.open_mint = t;
+            let _ = self.open.append(t, v);
+        }
         self.max_t = t;
         self.last_bits = v.to_bits();
     }
 
     fn cut(&mut self) {
-        let data: Arc<[u8]> = Arc::from(self.open.take_bytes());
+        let data: Arc<[u8]> = Arc::from(self.open.bytes());
+        self.open = XorChunk::with_capacity(OPEN_CHUNK_CAPACITY);
         self.full.push(Chunk { mint: self.open_mint, maxt: self.max_t, data });
     }
 
@@ -172,12 +181,13 @@ impl SeriesData {
         let i = self.ooo.partition_point(|&(ts, _)| ts < t);
         self.ooo.insert(i, (t, v));
         if self.ooo.len() >= rules.chunk_max_samples.max(1) {
-            let mut c = XorChunk::new();
+            let mut c = XorChunk::with_capacity(OPEN_CHUNK_CAPACITY);
             for &(t, v) in &self.ooo {
-                c.append(t, v);
+                // ok to ignore: at most chunk_max_samples (< 65,535) samples go in.
+                let _ = c.append(t, v);
             }
             let (mint, maxt) = (self.ooo[0].0, self.ooo[self.ooo.len() - 1].0);
-            self.ooo_chunks.push(Chunk { mint, maxt, data: Arc::from(c.take_bytes()) });
+            self.ooo_chunks.push(Chunk { mint, maxt, data: Arc::from(c.bytes()) });
             self.ooo.clear();
         }
     }
@@ -220,7 +230,7 @@ impl SeriesData {
     /// Heap bytes held by the chunks and buffers.
     pub(crate) fn heap_bytes(&self) -> usize {
         let chunk = |c: &Chunk| c.data.len() + 16 + std::mem::size_of::<Chunk>();
-        self.open.capacity()
+        OPEN_CHUNK_CAPACITY.max(self.open.size_bytes())
             + self.full.capacity() * std::mem::size_of::<Chunk>()
             + self.full.iter().map(|c| c.data.len() + 16).sum::<usize>()
             + self.ooo.capacity() * 16
@@ -235,7 +245,7 @@ impl SeriesData {
         self.full.retain(|c| c.maxt >= mint);
         removed += before - self.full.len();
         if self.open.num_samples() > 0 && self.max_t < mint {
-            self.open = XorChunk::new();
+            self.open = XorChunk::with_capacity(OPEN_CHUNK_CAPACITY);
             removed += 1;
         }
         let before = self.ooo_chunks.len();
