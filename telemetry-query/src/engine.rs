@@ -115,7 +115,7 @@ impl Engine {
         cancel: Option<&AtomicBool>,
     ) -> Result<QueryResult, QueryError> {
         let expr = parse(query)?;
-        self.eval_expr(storage, &expr, time_ms, time_ms, 0, cancel)
+        self.eval_inner(storage, &expr, query, time_ms, time_ms, 0, cancel)
     }
 
     /// Evaluates `query` at `start_ms`, `start_ms + step_ms`, ..., up to `end_ms`.
@@ -168,7 +168,7 @@ impl Engine {
                 )));
             }
         }
-        self.eval_expr(storage, &expr, start_ms, end_ms, step_ms, cancel)
+        self.eval_inner(storage, &expr, query, start_ms, end_ms, step_ms, cancel)
     }
 
     /// Evaluates a parsed expression; `step_ms == 0` means an instant query at `start_ms`.
@@ -179,6 +179,20 @@ impl Engine {
         &self,
         storage: &dyn Queryable,
         expr: &Expr,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        cancel: Option<&AtomicBool>,
+    ) -> Result<QueryResult, QueryError> {
+        self.eval_inner(storage, expr, "", start_ms, end_ms, step_ms, cancel)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn eval_inner(
+        &self,
+        storage: &dyn Queryable,
+        expr: &Expr,
+        text: &str,
         start_ms: i64,
         end_ms: i64,
         step_ms: i64,
@@ -195,8 +209,19 @@ impl Engine {
             loaded: 0,
             warnings: Vec::new(),
             infos: Vec::new(),
+            text,
         };
         let instant = step_ms == 0;
+        if !instant {
+            for f in ["sort_by_label_desc", "sort_by_label", "sort_desc", "sort"] {
+                if let Some(pos) = call_position(text, f) {
+                    ev.warn(format!(
+                        "PromQL warning: sort is ineffective for range queries since results are always ordered by labels{pos}"
+                    ));
+                    break;
+                }
+            }
+        }
         let st = if instant { Steps::new(start_ms, start_ms, 1) } else { Steps::new(start_ms, end_ms, step_ms) };
         let val = ev.eval(expr, &st)?;
         let value = match val {
@@ -251,6 +276,83 @@ impl Engine {
     }
 }
 
+/// Finds the first call `name(` in `text` (as a whole word) and returns the byte offset of
+/// the name and of the opening parenthesis.
+fn find_call(text: &str, name: &str) -> Option<(usize, usize)> {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    let mut from = 0;
+    while let Some(p) = text[from..].find(name) {
+        let s = from + p;
+        let e = s + name.len();
+        let before_ok = text[..s].chars().next_back().is_none_or(|c| !is_word(c));
+        let rest = &text[e..];
+        let trimmed = rest.trim_start();
+        if before_ok && trimmed.starts_with('(') {
+            return Some((s, e + (rest.len() - trimmed.len())));
+        }
+        from = s + 1;
+    }
+    None
+}
+
+/// ` (line:col)` of byte offset `off` in `text`, as Prometheus prints positions.
+fn position_suffix(text: &str, off: usize) -> String {
+    let before = &text[..off];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(before.chars().count(), |p| before[p + 1..].chars().count()) + 1;
+    format!(" ({line}:{col})")
+}
+
+/// Position of the call `name(...)` itself.
+fn call_position(text: &str, name: &str) -> Option<String> {
+    find_call(text, name).map(|(s, _)| position_suffix(text, s))
+}
+
+/// Position of argument `idx` (0-based) of the first call `name(...)`; empty when not found.
+fn arg_position(text: &str, name: &str, idx: usize) -> String {
+    let Some((_, open)) = find_call(text, name) else { return String::new() };
+    let b = text.as_bytes();
+    let mut i = open + 1;
+    let mut arg = 0;
+    let mut depth = 0i32;
+    let mut start = None;
+    while i < b.len() {
+        let c = b[i];
+        if start.is_none() && !c.is_ascii_whitespace() && arg == idx {
+            start = Some(i);
+            break;
+        }
+        match c {
+            b'"' | b'\'' | b'`' => {
+                i += 1;
+                while i < b.len() && b[i] != c {
+                    if b[i] == b'\\' && c != b'`' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => {
+                if depth == 0 {
+                    break;
+                }
+                depth -= 1;
+            }
+            b',' if depth == 0 => arg += 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    start.map(|s| position_suffix(text, s)).unwrap_or_default()
+}
+
+/// Labels as Go's `labels.Labels.String()` writes them: `{__name__="m", a="b"}`.
+fn go_labels_string(l: &Labels) -> String {
+    let parts: Vec<String> = l.iter().map(|x| format!("{}={:?}", x.name, &*x.value)).collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
 fn type_name(t: ValueType) -> &'static str {
     match t {
         ValueType::Vector => "instant vector",
@@ -281,11 +383,6 @@ fn check_supported(e: &Expr) -> Result<(), QueryError> {
         }
         Expr::Unary(u) => check_supported(&u.expr),
         Expr::Binary(b) => {
-            if let Some(m) = &b.modifier
-                && (m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some())
-            {
-                return Err(QueryError::bad("unsupported: fill modifiers on binary operators are experimental"));
-            }
             check_supported(&b.lhs)?;
             check_supported(&b.rhs)
         }
@@ -430,6 +527,8 @@ struct Ev<'a> {
     loaded: u64,
     warnings: Vec<String>,
     infos: Vec<String>,
+    /// The query text, for annotation positions (empty when evaluating a parsed expression).
+    text: &'a str,
 }
 
 fn offset_ms(o: &Option<Offset>) -> i64 {
@@ -1036,8 +1135,9 @@ impl<'a> Ev<'a> {
             {
                 let q = p.iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0).copied().unwrap_or(f64::NAN);
                 self.warn(format!(
-                    "PromQL warning: quantile value should be between 0 and 1, got {}",
-                    format_float_go(q)
+                    "PromQL warning: quantile value should be between 0 and 1, got {}{}",
+                    format_float_go(q),
+                    arg_position(self.text, "quantile", 0)
                 ));
             }
             if !pts.is_empty() {
@@ -1344,16 +1444,19 @@ impl<'a> Ev<'a> {
         let mut metric_cache: HashMap<(usize, usize), Labels> = HashMap::new();
         let changes_schema = !is_cmp;
         let mut col = Collector::new();
+        let fill = b.modifier.as_ref().map(|m| m.fill_values.clone()).unwrap_or_default();
+        // As in Prometheus, the fills are not swapped with the sides for group_right.
+        let (fill_ls, fill_rs) = (fill.lhs, fill.rhs);
         for i in 0..st.n {
-            if lsteps[i].is_empty() || rsteps[i].is_empty() {
+            if (lsteps[i].is_empty() || rsteps[i].is_empty()) && fill_ls.is_none() && fill_rs.is_none() {
                 continue;
             }
             for &(ri, v) in &rsteps[i] {
                 let sg = rsig[ri] as usize;
                 if let Some((prev, _)) = right[sg] {
                     let side = if one_to_many { "left" } else { "right" };
-                    let matched_labels = sig(&rs[ri].labels);
-                    let (mut d1, mut d2) = (rs[ri].labels.to_string(), rs[prev].labels.to_string());
+                    let matched_labels = go_labels_string(&sig(&rs[ri].labels));
+                    let (mut d1, mut d2) = (go_labels_string(&rs[ri].labels), go_labels_string(&rs[prev].labels));
                     if d1 > d2 {
                         std::mem::swap(&mut d1, &mut d2);
                     }
@@ -1363,9 +1466,38 @@ impl<'a> Ev<'a> {
                 }
                 right[sg] = Some((ri, v));
             }
+            // Left-hand candidates: real samples, then (with a fill for the left side)
+            // placeholders for right samples nothing matched.
+            let mut pairs: Vec<(Side, Side)> = Vec::new();
             for &(li, lv) in &lsteps[i] {
                 let sg = lsig[li] as usize;
-                let Some((ri, rv)) = right[sg] else { continue };
+                match right[sg] {
+                    Some((ri, rv)) => pairs.push((Side::Real(li, lv), Side::Real(ri, rv))),
+                    None => {
+                        if let Some(fv) = fill_rs {
+                            pairs.push((Side::Real(li, lv), Side::Fill(sig(&ls[li].labels), fv)));
+                        }
+                    }
+                }
+            }
+            if let Some(fv) = fill_ls {
+                let mut seen = vec![false; nsig];
+                for &(li, _) in &lsteps[i] {
+                    seen[lsig[li] as usize] = true;
+                }
+                for &(ri, rv) in &rsteps[i] {
+                    if !seen[rsig[ri] as usize] {
+                        pairs.push((Side::Fill(sig(&rs[ri].labels), fv), Side::Real(ri, rv)));
+                    }
+                }
+            }
+            for (lside, rside) in pairs {
+                let (lv, rv) = (lside.value(), rside.value());
+                let sg = match (&lside, &rside) {
+                    (Side::Real(li, _), _) => lsig[*li] as usize,
+                    (_, Side::Real(ri, _)) => rsig[*ri] as usize,
+                    _ => continue,
+                };
                 let (fl, fr) = if one_to_many { (rv, lv) } else { (lv, rv) };
                 let (mut value, keep) = arith(op, fl, fr);
                 if is_cmp && !return_bool {
@@ -1374,12 +1506,29 @@ impl<'a> Ev<'a> {
                 if return_bool {
                     value = if keep { 1.0 } else { 0.0 };
                 }
-                let metric = metric_cache
-                    .entry((li, ri))
-                    .or_insert_with(|| {
-                        result_metric(&ls[li].labels, &rs[ri].labels, changes_schema, one_to_one, on, &names, &include)
-                    })
-                    .clone();
+                let metric = match (&lside, &rside) {
+                    (Side::Real(li, _), Side::Real(ri, _)) => metric_cache
+                        .entry((*li, *ri))
+                        .or_insert_with(|| {
+                            result_metric(
+                                &ls[*li].labels,
+                                &rs[*ri].labels,
+                                changes_schema,
+                                one_to_one,
+                                on,
+                                &names,
+                                &include,
+                            )
+                        })
+                        .clone(),
+                    (Side::Real(li, _), Side::Fill(fl, _)) => {
+                        result_metric(&ls[*li].labels, fl, changes_schema, one_to_one, on, &names, &include)
+                    }
+                    (Side::Fill(fl, _), Side::Real(ri, _)) => {
+                        result_metric(fl, &rs[*ri].labels, changes_schema, one_to_one, on, &names, &include)
+                    }
+                    _ => continue,
+                };
                 if one_to_one {
                     if matched[sg] {
                         return Err(QueryError::exec(
@@ -1403,8 +1552,8 @@ impl<'a> Ev<'a> {
             for &(ri, _) in &rsteps[i] {
                 right[rsig[ri] as usize] = None;
             }
-            for &(li, _) in &lsteps[i] {
-                let sg = lsig[li] as usize;
+            for sg in lsteps[i].iter().map(|&(li, _)| lsig[li]).chain(rsteps[i].iter().map(|&(ri, _)| rsig[ri])) {
+                let sg = sg as usize;
                 matched[sg] = false;
                 if !one_to_one {
                     matched_sets[sg].clear();
@@ -1657,8 +1806,9 @@ impl<'a> Ev<'a> {
                 let q = self.eval_scalar(arg(0)?, st)?;
                 if let Some(bad) = q.iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0) {
                     self.warn(format!(
-                        "PromQL warning: quantile value should be between 0 and 1, got {}",
-                        format_float_go(*bad)
+                        "PromQL warning: quantile value should be between 0 and 1, got {}{}",
+                        format_float_go(*bad),
+                        arg_position(self.text, "histogram_quantile", 0)
                     ));
                 }
                 let v = self.eval_vector(arg(1)?, st)?;
@@ -1673,7 +1823,7 @@ impl<'a> Ev<'a> {
                 let v = self.eval_vector(arg(2)?, st)?;
                 self.classic_histogram(v, st, |i, b| (f::bucket_fraction(lo[i], hi[i], b), false))
             }
-            _ => self.eval_range_function(c, name, &args, st),
+            _ => self.eval_range_function(name, &args, st),
         }
     }
 
@@ -1723,14 +1873,15 @@ impl<'a> Ev<'a> {
             }
         }
         if let Some(m) = forced_any {
+            let pos = arg_position(self.text, "histogram_quantile", 1);
             self.info(format!(
-                "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name \"{m}\""
+                "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name \"{m}\"{pos}"
             ));
         }
         Ok(Val::Vector(out))
     }
 
-    fn eval_range_function(&mut self, c: &Call, name: &str, args: &[&Expr], st: &Steps) -> Result<Val, QueryError> {
+    fn eval_range_function(&mut self, name: &str, args: &[&Expr], st: &Steps) -> Result<Val, QueryError> {
         // Position of the range-vector argument and the scalar arguments.
         let (ri, scalar_idx): (usize, Vec<usize>) = match name {
             "quantile_over_time" => (1, vec![0]),
@@ -1795,28 +1946,13 @@ impl<'a> Ev<'a> {
             && let Some(bad) = scalars[0].iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0)
         {
             self.warn(format!(
-                "PromQL warning: quantile value should be between 0 and 1, got {}",
-                format_float_go(*bad)
+                "PromQL warning: quantile value should be between 0 and 1, got {}{}",
+                format_float_go(*bad),
+                arg_position(self.text, "quantile_over_time", 0)
             ));
         }
         let r = self.eval_range_arg(range_expr, st)?;
         let keeps_name = matches!(name, "last_over_time" | "first_over_time");
-        if matches!(name, "rate" | "increase") {
-            for s in &r.series {
-                if let Some(m) = s.labels.metric_name()
-                    && !(m.ends_with("_total")
-                        || m.ends_with("_sum")
-                        || m.ends_with("_count")
-                        || m.ends_with("_bucket"))
-                {
-                    let pos = c.args.args.first().map(|a| a.to_string()).unwrap_or_default();
-                    let _ = pos;
-                    self.info(format!(
-                        "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"{m}\""
-                    ));
-                }
-            }
-        }
         let range = r.range;
         let mut out = Vec::with_capacity(r.series.len());
         for (n_checked, raw) in r.series.iter().enumerate() {
@@ -1881,10 +2017,37 @@ impl<'a> Ev<'a> {
                 }
             });
             if !pts.is_empty() {
+                if matches!(name, "rate" | "increase")
+                    && let Some(m) = raw.labels.metric_name()
+                    && !(m.ends_with("_total")
+                        || m.ends_with("_sum")
+                        || m.ends_with("_count")
+                        || m.ends_with("_bucket"))
+                {
+                    let pos = arg_position(self.text, name, 0);
+                    self.info(format!(
+                        "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"{m}\"{pos}"
+                    ));
+                }
                 out.push(Sp { labels: raw.labels.clone(), drop_name: !keeps_name || raw.drop_name, pts });
             }
         }
         Ok(Val::Vector(out))
+    }
+}
+
+/// One operand of a vector-vector operation: a real sample (series index, value) or a fill
+/// value standing in for a missing match (with the matching labels).
+enum Side {
+    Real(usize, f64),
+    Fill(Labels, f64),
+}
+
+impl Side {
+    fn value(&self) -> f64 {
+        match self {
+            Side::Real(_, v) | Side::Fill(_, v) => *v,
+        }
     }
 }
 
