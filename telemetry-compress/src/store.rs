@@ -21,19 +21,35 @@
 //! timestamps, kind 2 DOD:          ┌─────────────────┬───────────────────────────────────────┐
 //!                                  │ len: uvarint    │ Prometheus delta-of-delta bit stream  │
 //!                                  └─────────────────┴───────────────────────────────────────┘
+//! timestamps, kind 3 INT:          ┌──────────┬─────────────────────────────────────────────┐
+//!                                  │ order:u8 │ packed integers (PACK, below), the ts in ms │
+//!                                  └──────────┴─────────────────────────────────────────────┘
+//! timestamps, kind 4 GRID:
+//! ┌─────────────────┬────────────────────┬──────────────┬──────────────────────────────────────────┐
+//! │ t0: varint (zz) │ delta: varint (zz) │ k: uvarint   │ k × (gap: uvarint, offset: varint (zz))  │
+//! └─────────────────┴────────────────────┴──────────────┴──────────────────────────────────────────┘
+//!   t_i = t0 + i·delta, plus `offset` for the k samples off that grid (scrape jitter); positions
+//!   as gaps from the previous one (first from 0).
 //! values, kind 1 CONST:   ┌──────────────────┐  every value has the same bits
 //!                         │ bits: u64 LE     │
 //!                         └──────────────────┘
+//! values, kind 4 CONST_INT: ┌──────────────────┐  every value is the same integer d
+//!                            │ d: varint (zz)   │  (|d| < 2^50, not -0.0)
+//!                            └──────────────────┘
 //! values, kind 2 XOR:     ┌──────────────────────────────────────────────┐  Gorilla values only
 //!                         │ v0: 64 bits, then XOR fields (crate::xor)    │  (to the end of the chunk)
 //!                         └──────────────────────────────────────────────┘
 //! values, kind 3 INT:
-//! ┌──────┬──────┬──────────┬──────────────┬─────────────────────────────┬──────────────┬────────┬───────┬────────────────┐
-//! │ e:u8 │ f:u8 │ order:u8 │ exc: uvarint │ exc × (gap: uvarint,        │ order seeds: │ min:   │ bw:u8 │ packed: bw bits│
-//! │ ≤ 18 │ ≤ e  │ 0..=2    │              │        bits: u64 LE)        │ varint (zz)  │ varint │ ≤ 64  │ × (n - order)  │
-//! └──────┴──────┴──────────┴──────────────┴─────────────────────────────┴──────────────┴────────┴───────┴────────────────┘
-//!   value i = d_i · 10^f · 10^-e (ALP's decode), d = the integers whose `order`-th differences
-//!   minus `min` are packed MSB first; exceptions (values that do not scale exactly) are stored
+//! ┌──────┬──────┬──────────┬──────────────┬─────────────────────────────┬──────────────────────────┐
+//! │ e:u8 │ f:u8 │ order:u8 │ exc: uvarint │ exc × (gap: uvarint,        │ packed integers d (PACK) │
+//! │ ≤ 18 │ ≤ e  │ 0..=2    │              │        bits: u64 LE)        │                          │
+//! └──────┴──────┴──────────┴──────────────┴─────────────────────────────┴──────────────────────────┘
+//! PACK (n integers, difference order 0..=2):
+//! ┌──────────────────────────┬────────────────┬───────┬────────────────────────────────────────────┐
+//! │ order seeds: varint (zz) │ min: varint(zz)│ bw:u8 │ (order-th differences - min): bw bits each,│
+//! │ (first `order` values)   │                │ ≤ 64  │ n - order of them, MSB first, byte-padded  │
+//! └──────────────────────────┴────────────────┴───────┴────────────────────────────────────────────┘
+//!   value i = d_i · 10^f · 10^-e (ALP's decode); exceptions (values that do not scale exactly) are stored
 //!   verbatim at positions given as gaps from the previous exception (first gap from 0).
 //! ```
 //!
@@ -56,9 +72,12 @@ pub const ENC_XOR: u8 = 0x01;
 
 const TS_REGULAR: u8 = 1;
 const TS_DOD: u8 = 2;
+const TS_INT: u8 = 3;
+const TS_GRID: u8 = 4;
 const V_CONST: u8 = 1;
 const V_XOR: u8 = 2;
 const V_INT: u8 = 3;
+const V_CONST_INT: u8 = 4;
 
 /// Encodes samples (`ts` in ms, `vs` kept to the bit) as one store chunk.
 ///
@@ -94,7 +113,21 @@ pub fn encode_store_chunk_into(ts: &[i64], vs: &[f64], out: &mut Vec<u8>) -> Res
         let b = w.into_bytes();
         put_uvarint(&mut tbuf, b.len() as u64);
         tbuf.extend_from_slice(&b);
-        TS_DOD
+        let mut kind = TS_DOD;
+        let g = grid_timestamps(ts);
+        if g.len() < tbuf.len() {
+            tbuf = g;
+            kind = TS_GRID;
+        }
+        for order in 1..=2u8 {
+            let mut p = vec![order];
+            pack_ints(ts, order, &mut p);
+            if p.len() < tbuf.len() {
+                tbuf = p;
+                kind = TS_INT;
+            }
+        }
+        kind
     };
     // Values: try every encoding, keep the smallest.
     let (v_kind, vbuf) = best_values(vs);
@@ -105,10 +138,39 @@ pub fn encode_store_chunk_into(ts: &[i64], vs: &[f64], out: &mut Vec<u8>) -> Res
     Ok(())
 }
 
+/// `t0`, the most common delta, then the samples off the grid `t0 + i·delta`.
+fn grid_timestamps(ts: &[i64]) -> Vec<u8> {
+    let mut deltas: Vec<i64> = ts.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+    deltas.sort_unstable();
+    let delta = deltas.chunk_by(|a, b| a == b).max_by_key(|g| g.len()).map_or(0, |g| g[0]);
+    let mut out = Vec::new();
+    put_varint(&mut out, ts[0]);
+    put_varint(&mut out, delta);
+    let off: Vec<(usize, i64)> = ts
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| (i, t.wrapping_sub(ts[0].wrapping_add(delta.wrapping_mul(i as i64)))))
+        .filter(|&(_, o)| o != 0)
+        .collect();
+    put_uvarint(&mut out, off.len() as u64);
+    let mut last = 0;
+    for (i, o) in off {
+        put_uvarint(&mut out, (i - last) as u64);
+        put_varint(&mut out, o);
+        last = i;
+    }
+    out
+}
+
 fn best_values(vs: &[f64]) -> (u8, Vec<u8>) {
     if let Some(first) = vs.first()
         && vs.iter().all(|v| v.to_bits() == first.to_bits())
     {
+        if let Some(d) = encode_one(*first, 0, 0) {
+            let mut b = Vec::new();
+            put_varint(&mut b, d);
+            return (V_CONST_INT, b);
+        }
         return (V_CONST, first.to_bits().to_le_bytes().to_vec());
     }
     if vs.is_empty() {
@@ -167,10 +229,17 @@ fn int_values(vs: &[f64], digits: &[i64], exc: &[usize], e: usize, f: usize, ord
         out.extend_from_slice(&vs[p].to_bits().to_le_bytes());
         last = p;
     }
+    pack_ints(digits, order, &mut out);
+    out
+}
+
+/// Appends `order` seeds (zig-zag varints), the minimum of the `order`-th differences
+/// (zig-zag varint), their bit width (u8) and the differences minus the minimum, MSB first.
+fn pack_ints(digits: &[i64], order: u8, out: &mut Vec<u8>) {
     let mut d: Vec<i64> = digits.to_vec();
     let seeds = (order as usize).min(d.len());
     for k in 0..seeds {
-        put_varint(&mut out, d[k]);
+        put_varint(out, d[k]);
         for i in (k + 1..d.len()).rev() {
             d[i] = d[i].wrapping_sub(d[i - 1]);
         }
@@ -179,14 +248,13 @@ fn int_values(vs: &[f64], digits: &[i64], exc: &[usize], e: usize, f: usize, ord
     let min = rest.iter().copied().min().unwrap_or(0);
     let max = rest.iter().copied().max().unwrap_or(0);
     let bw = 64 - (max.wrapping_sub(min) as u64).leading_zeros();
-    put_varint(&mut out, min);
+    put_varint(out, min);
     out.push(bw as u8);
     let mut w = BitWriter::with_capacity(rest.len() * bw as usize / 8 + 8);
     for &x in rest {
         w.write_bits(x.wrapping_sub(min) as u64, bw);
     }
     out.extend_from_slice(w.as_bytes());
-    out
 }
 
 fn check(ts: &[i64], vs: &[f64]) -> Result<(), ChunkError> {
@@ -215,7 +283,9 @@ pub fn decode_store_chunk(bytes: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) ->
         return decode_xor_chunk(body, ts, vs).map(|_| ());
     }
     let (ts_kind, v_kind) = (enc >> 4, enc & 15);
-    if !matches!(ts_kind, TS_REGULAR | TS_DOD) || !matches!(v_kind, V_CONST | V_XOR | V_INT) {
+    if !matches!(ts_kind, TS_REGULAR | TS_DOD | TS_INT | TS_GRID)
+        || !matches!(v_kind, V_CONST | V_XOR | V_INT | V_CONST_INT)
+    {
         return Err(ChunkError::UnknownEncoding(enc));
     }
     let mut pos = 1;
@@ -236,6 +306,32 @@ pub fn decode_store_chunk(bytes: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) ->
                 t = t.wrapping_add(d);
             }
         }
+    } else if ts_kind == TS_GRID {
+        let t0 = get_varint(bytes, &mut pos)?;
+        let d = get_varint(bytes, &mut pos)?;
+        let start = ts.len();
+        ts.extend((0..n as i64).map(|i| t0.wrapping_add(d.wrapping_mul(i))));
+        let ne = get_uvarint(bytes, &mut pos)?;
+        if ne > n as u64 {
+            return Err(ChunkError::Corrupt { what: "store grid exception count", offset: pos });
+        }
+        let mut last = 0u64;
+        for _ in 0..ne {
+            let at = pos;
+            let i = last.checked_add(get_uvarint(bytes, &mut pos)?).filter(|&i| i < n as u64);
+            let i = i.ok_or(ChunkError::Corrupt { what: "store grid exception position", offset: at })?;
+            let o = get_varint(bytes, &mut pos)?;
+            ts[start + i as usize] = ts[start + i as usize].wrapping_add(o);
+            last = i;
+        }
+    } else if ts_kind == TS_INT {
+        let order = *bytes.get(pos).ok_or(ChunkError::UnexpectedEof { bit_offset: pos * 8, needed: 8 })? as usize;
+        if order > 2 {
+            return Err(ChunkError::Corrupt { what: "store timestamp order", offset: pos });
+        }
+        let (d, end) = unpack_ints(bytes, pos + 1, 0, n, order)?;
+        ts.extend_from_slice(&d);
+        pos = end;
     } else {
         let len = get_uvarint(bytes, &mut pos)?;
         let end = (pos as u64)
@@ -260,6 +356,14 @@ pub fn decode_store_chunk(bytes: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) ->
             let v = f64::from_bits(u64::from_le_bytes(b));
             vs.extend(std::iter::repeat_n(v, n));
         }
+        V_CONST_INT => {
+            let mut p = 0;
+            let d = get_varint(rest, &mut p)?;
+            if p != rest.len() {
+                return Err(ChunkError::TrailingBytes { extra: rest.len() - p, end: pos + p });
+            }
+            vs.extend(std::iter::repeat_n(d as f64, n));
+        }
         V_XOR => {
             let mut d = XorDecoder::new(BitReader::new(rest));
             for _ in 0..n {
@@ -271,30 +375,9 @@ pub fn decode_store_chunk(bytes: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) ->
     Ok(())
 }
 
-fn decode_int(b: &[u8], base: usize, n: usize, vs: &mut Vec<f64>) -> Result<(), ChunkError> {
+/// Reads what [`pack_ints`] wrote at `b[pos..]`: `n` integers; returns them and the end offset.
+fn unpack_ints(b: &[u8], mut pos: usize, base: usize, n: usize, order: usize) -> Result<(Vec<i64>, usize), ChunkError> {
     let corrupt = |what, at| ChunkError::Corrupt { what, offset: base + at };
-    let [e, f, order, ..] = *b else {
-        return Err(ChunkError::TooShort { what: "store INT values", len: b.len(), needed: 3 });
-    };
-    let (e, f, order) = (e as usize, f as usize, order as usize);
-    if e > MAX_EXP || f > e || order > 2 {
-        return Err(corrupt("store INT header", 0));
-    }
-    let mut pos = 3;
-    let ne = get_uvarint(b, &mut pos)?;
-    if ne > n as u64 {
-        return Err(corrupt("store exception count", pos));
-    }
-    let mut exc = Vec::with_capacity(ne as usize);
-    let mut last = 0u64;
-    for _ in 0..ne {
-        let p = last.checked_add(get_uvarint(b, &mut pos)?).filter(|&p| p < n as u64);
-        let p = p.ok_or(corrupt("store exception position", pos))?;
-        let x = b.get(pos..pos + 8).ok_or(corrupt("store exception value", pos))?;
-        exc.push((p as usize, u64::from_le_bytes([x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]])));
-        pos += 8;
-        last = p;
-    }
     let seeds = order.min(n);
     let mut seed = [0i64; 2];
     for s in seed.iter_mut().take(seeds) {
@@ -323,6 +406,35 @@ fn decode_int(b: &[u8], base: usize, n: usize, vs: &mut Vec<f64>) -> Result<(), 
             d[i] = d[i].wrapping_add(d[i - 1]);
         }
     }
+    let end = pos + (m * bw as usize).div_ceil(8);
+    Ok((d, end))
+}
+
+fn decode_int(b: &[u8], base: usize, n: usize, vs: &mut Vec<f64>) -> Result<(), ChunkError> {
+    let corrupt = |what, at| ChunkError::Corrupt { what, offset: base + at };
+    let [e, f, order, ..] = *b else {
+        return Err(ChunkError::TooShort { what: "store INT values", len: b.len(), needed: 3 });
+    };
+    let (e, f, order) = (e as usize, f as usize, order as usize);
+    if e > MAX_EXP || f > e || order > 2 {
+        return Err(corrupt("store INT header", 0));
+    }
+    let mut pos = 3;
+    let ne = get_uvarint(b, &mut pos)?;
+    if ne > n as u64 {
+        return Err(corrupt("store exception count", pos));
+    }
+    let mut exc = Vec::with_capacity(ne as usize);
+    let mut last = 0u64;
+    for _ in 0..ne {
+        let p = last.checked_add(get_uvarint(b, &mut pos)?).filter(|&p| p < n as u64);
+        let p = p.ok_or(corrupt("store exception position", pos))?;
+        let x = b.get(pos..pos + 8).ok_or(corrupt("store exception value", pos))?;
+        exc.push((p as usize, u64::from_le_bytes([x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]])));
+        pos += 8;
+        last = p;
+    }
+    let (d, _) = unpack_ints(b, pos, base, n, order)?;
     let start = vs.len();
     let (fe, fr) = (EXP[f], FRAC[e]);
     vs.extend(d.iter().map(|&x| (x as f64) * fe * fr));
