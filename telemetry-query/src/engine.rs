@@ -958,6 +958,24 @@ impl<'a> Ev<'a> {
                 Some(p) => self.eval_string(p)?,
                 None => return Err(QueryError::bad("count_values needs a label name")),
             };
+            let grouping_cv: Vec<String> = if by {
+                grouping.iter().cloned().chain(std::iter::once(label.clone())).collect()
+            } else {
+                grouping.clone()
+            };
+            let group_labels = |l: &Labels| -> Labels {
+                if by {
+                    Labels::from_sorted_unchecked(
+                        l.iter().filter(|x| grouping_cv.iter().any(|g| **g == *x.name)).cloned(),
+                    )
+                } else {
+                    Labels::from_sorted_unchecked(
+                        l.iter()
+                            .filter(|x| &*x.name != "__name__" && !grouping_cv.iter().any(|g| **g == *x.name))
+                            .cloned(),
+                    )
+                }
+            };
             if label.is_empty() || !telemetry_core::labels::is_valid_label_name(&label) {
                 return Err(QueryError::exec(format!("invalid label name {label:?}")));
             }
