@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use telemetry_core::Sample;
 
 use crate::error::{ConfigError, MergeError};
@@ -23,18 +24,11 @@ pub enum DistinctSource {
     Label(String),
 }
 
-/// HyperLogLog distinct-count settings.
+/// HyperLogLog distinct-count settings (precision 14: see [`DistinctCount`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DistinctConfig {
     /// What to count.
     pub source: DistinctSource,
-    /// log2 of the register count, `4..=16` (default 14: 16 KiB per sketch, 0.81 % standard error).
-    #[serde(default = "default_hll_precision")]
-    pub precision: u8,
-}
-
-fn default_hll_precision() -> u8 {
-    14
 }
 
 /// t-digest settings.
@@ -114,7 +108,7 @@ impl AggregateSet {
             counter: true,
             tdigest: Some(TDigestConfig::default()),
             ddsketch: Some(DdSketchConfig::default()),
-            distinct: Some(DistinctConfig { source: DistinctSource::Values, precision: 14 }),
+            distinct: Some(DistinctConfig { source: DistinctSource::Values }),
             ..AggregateSet::default()
         }
     }
@@ -141,11 +135,6 @@ impl AggregateSet {
             if d.max_bins == 0 {
                 return Err(ConfigError::ZeroCap { what: "DDSketch max_bins" });
             }
-        }
-        if let Some(h) = &self.distinct
-            && !(4..=16).contains(&h.precision)
-        {
-            return Err(ConfigError::HllPrecision(h.precision));
         }
         Ok(())
     }
@@ -198,61 +187,101 @@ impl CounterState {
         }
     }
 
-    /// Joins two pieces of one series. Pieces that follow each other in time join exactly,
-    /// including the step between them; overlapping pieces (the same series aggregated by two
-    /// workers over interleaved samples) are joined by adding their increases.
-    fn merge(&mut self, o: &CounterState) {
-        let (a, b) = if (self.first.timestamp_ms, self.last.timestamp_ms) <= (o.first.timestamp_ms, o.last.timestamp_ms)
-        {
-            (*self, *o)
-        } else {
-            (*o, *self)
-        };
-        let mut m = a;
-        m.increase = a.increase + b.increase;
-        m.resets = a.resets + b.resets;
-        m.out_of_order = a.out_of_order + b.out_of_order;
-        if a.last.timestamp_ms < b.first.timestamp_ms {
-            let (d, r) = counter_delta(a.last.value, b.first.value);
-            m.increase += d;
-            m.resets += r;
-        }
-        if b.last.timestamp_ms > a.last.timestamp_ms {
-            m.last = b.last;
-        }
-        *self = m;
+    fn key(&self) -> (i64, i64, u64, u64, u64) {
+        (
+            self.first.timestamp_ms,
+            self.last.timestamp_ms,
+            self.first.value.to_bits(),
+            self.last.value.to_bits(),
+            self.increase.to_bits(),
+        )
     }
+}
+
+/// One series' counter pieces, sorted by time. Raw ingestion makes one piece per window;
+/// merging windows concatenates pieces, and the increase across the gap between two pieces is
+/// added only when the pieces are read ([`CounterAgg::totals`]) or compacted
+/// ([`CounterAgg::compact`]): so merges are associative and commutative whatever the order in
+/// which the pieces arrive, and a piece that later falls between two others is not counted
+/// twice.
+pub type CounterPieces = SmallVec<[CounterState; 1]>;
+
+/// Folds time-sorted pieces of one series into one: the pieces' increases plus, between a piece
+/// and the next that starts after it ends, the step between them (reset-aware). Overlapping
+/// pieces (the same series split between workers over interleaved samples) add their
+/// increases without a step, an approximation.
+fn fold_pieces(pieces: &[CounterState]) -> Option<CounterState> {
+    let mut it = pieces.iter();
+    let mut acc = *it.next()?;
+    for p in it {
+        acc.increase += p.increase;
+        acc.resets += p.resets;
+        acc.out_of_order += p.out_of_order;
+        if acc.last.timestamp_ms < p.first.timestamp_ms {
+            let (d, r) = counter_delta(acc.last.value, p.first.value);
+            acc.increase += d;
+            acc.resets += r;
+        }
+        if p.last.timestamp_ms > acc.last.timestamp_ms {
+            acc.last = p.last;
+        }
+    }
+    Some(acc)
 }
 
 /// Counter state of every series that fed a key, by series fingerprint.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct CounterAgg {
-    /// Per-series state, keyed by the series' [`Fingerprint`](telemetry_core::Fingerprint) value.
-    pub series: HashMap<u64, CounterState, ahash::RandomState>,
+    /// Per-series pieces, keyed by the series' [`Fingerprint`](telemetry_core::Fingerprint) value.
+    pub series: HashMap<u64, CounterPieces, ahash::RandomState>,
 }
 
 impl CounterAgg {
     #[inline]
     fn add(&mut self, series: u64, s: Sample) {
-        self.series.entry(series).and_modify(|c| c.add(s)).or_insert_with(|| CounterState::new(s));
+        let pieces = self.series.entry(series).or_default();
+        if pieces.is_empty() {
+            pieces.push(CounterState::new(s));
+            return;
+        }
+        // The piece that starts last at or before `s` (or the first one).
+        let i = pieces.partition_point(|p| p.first.timestamp_ms <= s.timestamp_ms).saturating_sub(1);
+        pieces[i].add(s);
     }
 
     fn merge(&mut self, o: &CounterAgg) {
         for (k, v) in &o.series {
-            self.series.entry(*k).and_modify(|c| c.merge(v)).or_insert(*v);
+            let pieces = self.series.entry(*k).or_default();
+            pieces.extend(v.iter().copied());
+            pieces.sort_unstable_by_key(CounterState::key);
         }
     }
 
-    /// Sum of the series' increases (in fingerprint order, for reproducible rounding), resets.
+    /// Folds each series' pieces into one (see [`CounterPieces`]). Exact when no piece of the
+    /// covered time is still to come, as when a rollup has merged every window it spans.
+    pub fn compact(&mut self) {
+        for pieces in self.series.values_mut() {
+            if pieces.len() > 1
+                && let Some(one) = fold_pieces(pieces)
+            {
+                pieces.clear();
+                pieces.push(one);
+            }
+        }
+    }
+
+    /// Sum of the series' increases (in fingerprint order, for reproducible rounding) and of
+    /// their resets.
     pub fn totals(&self) -> (f64, u64) {
         let mut keys: Vec<&u64> = self.series.keys().collect();
         keys.sort_unstable();
         let mut inc = 0.0;
         let mut resets = 0;
         for k in keys {
-            let c = &self.series[k];
-            inc += c.increase;
-            resets += c.resets;
+            if let Some(c) = fold_pieces(&self.series[k]) {
+                inc += c.increase;
+                resets += c.resets;
+            }
         }
         (inc, resets)
     }
@@ -361,7 +390,7 @@ impl WindowAggregate {
             last: None,
             tdigest: set.tdigest.map(|t| TDigestSketch::new(t.compression)),
             ddsketch: set.ddsketch.map(DdSketch::new),
-            distinct: set.distinct.as_ref().map(|d| DistinctCount::new(d.precision)),
+            distinct: set.distinct.as_ref().map(|_| DistinctCount::new()),
             counter: set.counter.then(CounterAgg::default),
         }
     }
@@ -411,8 +440,15 @@ impl WindowAggregate {
         if f.distinct
             && let Some(h) = &mut self.distinct
         {
-            h.insert(distinct_hash.unwrap_or_else(|| v.to_bits()));
+            h.insert(distinct_hash.unwrap_or_else(|| crate::sampling::mix64(v.to_bits())));
         }
+    }
+
+    /// Adds one sample of series `series` with weight `weight` (> 0) outside an
+    /// [`Aggregator`](crate::Aggregator): `set` must be the set this aggregate was built with.
+    /// The distinct count (if any) counts values.
+    pub fn add(&mut self, set: &AggregateSet, series: telemetry_core::Fingerprint, sample: Sample, weight: f64) {
+        self.observe(Flags::of(set), series.as_u64(), sample, weight, None);
     }
 
     /// Merges `o` into `self`. Count, min, max, first, last and the distinct count merge
@@ -440,13 +476,11 @@ impl WindowAggregate {
         if let (Some(a), Some(b)) = (&mut dd, &o.ddsketch) {
             a.merge(b)?;
         }
-        let mut hll = self.distinct.clone();
-        if let (Some(a), Some(b)) = (&mut hll, &o.distinct) {
-            a.merge(b)?;
-        }
         self.tdigest = td;
         self.ddsketch = dd;
-        self.distinct = hll;
+        if let (Some(a), Some(b)) = (&mut self.distinct, &o.distinct) {
+            a.merge(b);
+        }
         self.samples += o.samples;
         self.weight += o.weight;
         self.sum += o.sum;
@@ -473,6 +507,13 @@ impl WindowAggregate {
         Ok(())
     }
 
+    /// Folds counter pieces (see [`CounterAgg::compact`]).
+    pub fn compact(&mut self) {
+        if let Some(c) = &mut self.counter {
+            c.compact();
+        }
+    }
+
     /// Compresses sketch buffers and releases spare capacity (called when a window closes).
     pub fn shrink(&mut self) {
         if let Some(t) = &mut self.tdigest {
@@ -486,7 +527,7 @@ impl WindowAggregate {
             + self.tdigest.as_ref().map_or(0, |t| t.heap_bytes())
             + self.ddsketch.as_ref().map_or(0, |d| d.heap_bytes())
             + self.distinct.as_ref().map_or(0, |d| d.heap_bytes())
-            + self.counter.as_ref().map_or(0, |c| c.series.capacity() * (8 + std::mem::size_of::<CounterState>() + 1))
+            + self.counter.as_ref().map_or(0, |c| c.series.capacity() * (8 + std::mem::size_of::<CounterPieces>() + 1))
     }
 
     /// Reads the selected values. `window_ms` is the window width, used for the rate.

@@ -25,9 +25,6 @@ pub enum ConfigError {
     /// The t-digest compression is below 10 or above 10,000.
     #[error("t-digest compression must be within 10..=10000, got {0}")]
     TDigestCompression(usize),
-    /// The HyperLogLog precision is outside `4..=16`.
-    #[error("HyperLogLog precision must be within 4..=16, got {0}")]
-    HllPrecision(u8),
     /// A cap (open windows, keys, series) is zero.
     #[error("{what} must be at least 1")]
     ZeroCap {

@@ -63,8 +63,8 @@ pub mod sketch;
 pub mod window;
 
 pub use aggregate::{
-    AggregateSet, AggregateValues, CounterAgg, CounterState, DEFAULT_QUANTILES, DistinctConfig, DistinctSource,
-    Quantile, TDigestConfig, WindowAggregate,
+    AggregateSet, AggregateValues, CounterAgg, CounterPieces, CounterState, DEFAULT_QUANTILES, DistinctConfig,
+    DistinctSource, Quantile, TDigestConfig, WindowAggregate,
 };
 pub use error::{AggError, ConfigError, MergeError};
 pub use sampling::{Decision, Policy, RetainedSample, Sampler, SamplerStats, SamplingConfig, SamplingRule};

@@ -238,7 +238,7 @@ impl TokenBucket {
     pub fn take(&mut self, ts_ms: i64) -> Option<f64> {
         if ts_ms > self.last_ms {
             if self.last_ms != i64::MIN {
-                let dt = (ts_ms - self.last_ms) as f64;
+                let dt = ts_ms.saturating_sub(self.last_ms) as f64;
                 self.tokens = (self.tokens + dt * self.rate_per_ms).min(self.burst);
             }
             self.last_ms = ts_ms;
@@ -477,7 +477,7 @@ impl Sampler {
                 }
             }
             State::Reservoir { k, window_ms, seed, windows } => {
-                let start = sample.timestamp_ms.div_euclid(*window_ms) * *window_ms;
+                let start = crate::window::window_start(sample.timestamp_ms, *window_ms);
                 let key = (start, fp.as_u64());
                 let r = match windows.get_mut(&key) {
                     Some(r) => Some(r),

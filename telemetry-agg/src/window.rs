@@ -229,6 +229,9 @@ impl WindowRecord {
 /// hour), merging the states of records with equal labels whose windows fall into the same
 /// epoch-aligned wider window. The result is sorted by window start, then labels.
 ///
+/// The input should hold every record of the wider windows it covers: counter pieces are
+/// compacted once merged (see [`CounterAgg::compact`](crate::CounterAgg::compact)).
+///
 /// # Errors
 /// [`MergeError::Records`] when `width_ms` is not positive or a record's window straddles a
 /// boundary of the wider windows; [`MergeError`] when states were built differently.
@@ -242,7 +245,7 @@ pub fn rollup(
     }
     let mut out: AHashMap<(i64, Labels), WindowRecord> = AHashMap::new();
     for r in records {
-        let start = r.start_ms.div_euclid(width_ms) * width_ms;
+        let start = window_start(r.start_ms, width_ms);
         let end = start.saturating_add(width_ms);
         if r.end_ms > end || r.end_ms <= r.start_ms {
             return Err(MergeError::Records("window"));
@@ -260,6 +263,7 @@ pub fn rollup(
     }
     let mut v: Vec<WindowRecord> = out.into_values().collect();
     for r in &mut v {
+        r.state.compact();
         r.values = r.state.values(set, width_ms);
     }
     v.sort_by(|a, b| (a.start_ms, &a.labels).cmp(&(b.start_ms, &b.labels)));
@@ -267,6 +271,20 @@ pub fn rollup(
 }
 
 const NONE: u32 = u32::MAX;
+
+/// `start <= ts < start + width` without overflow (`ts = i64::MAX` belongs to the last window
+/// even though that window's end saturates at `i64::MAX`).
+#[inline]
+fn in_window(start: i64, width: i64, ts: i64) -> bool {
+    ts >= start && (ts.wrapping_sub(start) as u64) < width as u64
+}
+
+/// Start of the epoch-aligned window of width `width_ms` (> 0) holding `ts_ms`. Timestamps
+/// within one width of `i64::MIN` fall into a window that starts at `i64::MIN`.
+#[inline]
+pub(crate) fn window_start(ts_ms: i64, width_ms: i64) -> i64 {
+    ts_ms.checked_sub(ts_ms.rem_euclid(width_ms)).unwrap_or(i64::MIN)
+}
 
 /// Per-series data read on every sample.
 #[derive(Debug, Clone, Copy)]
@@ -703,13 +721,14 @@ impl Aggregator {
             Some(i) => i,
             None => {
                 let width = self.cfg.window_ms;
-                let start = ts.div_euclid(width) * width;
+                let start = window_start(ts, width);
                 let end = start.saturating_add(width);
-                if end <= self.closed_until
-                    || self.windows.front().is_some_and(|f| start < f.start)
-                        && self.at_window_cap()
-                        && self.cfg.window_overflow == WindowOverflow::CloseOldest
-                {
+                // Late: the window has closed, or (closing oldest windows first) it is older
+                // than every open window while no window can be opened without closing one.
+                let older_than_open = self.windows.front().is_some_and(|f| start < f.start)
+                    && self.at_window_cap()
+                    && self.cfg.window_overflow == WindowOverflow::CloseOldest;
+                if end <= self.closed_until || older_than_open {
                     self.stats.late_samples += 1;
                     return Ok(Outcome::Late { window_start_ms: start });
                 }
@@ -740,14 +759,15 @@ impl Aggregator {
             group = g;
         }
         // Eviction above can close windows early: find the window again if so.
-        let wi = if self.windows.get(wi).is_some_and(|w| w.start <= ts && ts < w.end) {
+        let width = self.cfg.window_ms;
+        let wi = if self.windows.get(wi).is_some_and(|w| in_window(w.start, width, ts)) {
             wi
         } else {
             match self.find_window(ts) {
                 Some(i) => i,
                 None => {
                     self.stats.late_samples += 1;
-                    let start = ts.div_euclid(self.cfg.window_ms) * self.cfg.window_ms;
+                    let start = window_start(ts, self.cfg.window_ms);
                     return Ok(Outcome::Late { window_start_ms: start });
                 }
             }
@@ -788,7 +808,7 @@ impl Aggregator {
         // Most samples hit the newest window: search from the back.
         for (i, w) in self.windows.iter().enumerate().rev() {
             if w.start <= ts {
-                return (ts < w.end).then_some(i);
+                return in_window(w.start, self.cfg.window_ms, ts).then_some(i);
             }
         }
         None
@@ -851,6 +871,20 @@ mod tests {
     }
 
     #[test]
+    fn extreme_timestamps_do_not_overflow() {
+        let mut a = Aggregator::new(AggregatorConfig::default()).unwrap();
+        let r = a.series_ref(&lbl(&[("__name__", "m")])).unwrap();
+        a.push(r, Sample::new(i64::MIN, 1.0), 1.0).unwrap();
+        a.push(r, Sample::new(i64::MAX, 1.0), 1.0).unwrap();
+        a.flush();
+        let recs = a.drain_records();
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[0].start_ms, i64::MIN);
+        assert_eq!(recs[1].end_ms, i64::MAX);
+        assert!(rollup(recs, 3_600_000, &AggregateSet::default()).is_ok());
+    }
+
+    #[test]
     fn negative_timestamps_align_to_epoch() {
         let mut a = Aggregator::new(AggregatorConfig::default()).unwrap();
         let r = a.series_ref(&lbl(&[("__name__", "m")])).unwrap();
@@ -866,10 +900,7 @@ mod tests {
             grouping: Grouping::By(vec!["job".into()]),
             aggregates: AggregateSet {
                 counter: true,
-                distinct: Some(crate::DistinctConfig {
-                    source: DistinctSource::Label("instance".into()),
-                    precision: 12,
-                }),
+                distinct: Some(crate::DistinctConfig { source: DistinctSource::Label("instance".into()) }),
                 ..AggregateSet::default()
             },
             ..AggregatorConfig::default()
