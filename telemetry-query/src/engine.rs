@@ -453,7 +453,11 @@ struct Steps {
 
 impl Steps {
     fn new(start: i64, end: i64, step: i64) -> Self {
-        let n = if end < start { 0 } else { ((end - start) / step + 1) as usize };
+        let n = if end < start {
+            0
+        } else {
+            ((end as i128 - start as i128) / step as i128 + 1).min(usize::MAX as i128) as usize
+        };
         Steps { start, step, n }
     }
     #[inline]
@@ -534,15 +538,20 @@ struct Ev<'a> {
 fn offset_ms(o: &Option<Offset>) -> i64 {
     match o {
         None => 0,
-        Some(Offset::Pos(d)) => d.as_millis() as i64,
-        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+        Some(Offset::Pos(d)) => dur_ms(d),
+        Some(Offset::Neg(d)) => -dur_ms(d),
     }
+}
+
+/// A duration in ms, saturating at `i64::MAX`.
+fn dur_ms(d: &Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn system_time_ms(t: &SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as i64,
-        Err(e) => -(e.duration().as_millis() as i64),
+        Ok(d) => dur_ms(&d),
+        Err(e) => -dur_ms(&e.duration()),
     }
 }
 
@@ -768,10 +777,10 @@ impl<'a> Ev<'a> {
         }
         let off = offset_ms(&vs.offset);
         let at = self.at_ms(&vs.at);
-        let refs: Vec<i64> = (0..st.n).map(|i| at.unwrap_or(st.ts(i)) - off).collect();
+        let refs: Vec<i64> = (0..st.n).map(|i| at.unwrap_or(st.ts(i)).saturating_sub(off)).collect();
         let lb = self.opts.lookback_delta_ms;
         let (rmin, rmax) = (refs[0], refs[st.n - 1]);
-        let raws = self.select_raw(vs, rmin - lb + 1, rmax, false)?;
+        let raws = self.select_raw(vs, rmin.saturating_sub(lb).saturating_add(1), rmax, false)?;
         let mut out = Vec::with_capacity(raws.len());
         for raw in raws {
             let mut pts = Vec::new();
@@ -784,7 +793,7 @@ impl<'a> Ev<'a> {
                     continue;
                 }
                 let j = hi - 1;
-                if raw.ts[j] <= r - lb || is_stale_nan(raw.vs[j]) {
+                if raw.ts[j] <= r.saturating_sub(lb) || is_stale_nan(raw.vs[j]) {
                     continue;
                 }
                 let v = if timestamps { raw.ts[j] as f64 / 1000.0 } else { raw.vs[j] };
@@ -801,14 +810,19 @@ impl<'a> Ev<'a> {
     fn eval_range_arg(&mut self, e: &Expr, st: &Steps) -> Result<RangeIn, QueryError> {
         match unwrap_parens(e) {
             Expr::MatrixSelector(ms) => {
-                let range = ms.range.as_millis() as i64;
+                let range = dur_ms(&ms.range);
                 let off = offset_ms(&ms.vs.offset);
                 let at = self.at_ms(&ms.vs.at);
-                let refs: Vec<i64> = (0..st.n).map(|i| at.unwrap_or(st.ts(i)) - off).collect();
+                let refs: Vec<i64> = (0..st.n).map(|i| at.unwrap_or(st.ts(i)).saturating_sub(off)).collect();
                 if refs.is_empty() {
                     return Ok(RangeIn { series: Vec::new(), range, refs });
                 }
-                let series = self.select_raw(&ms.vs, refs[0] - range + 1, refs[refs.len() - 1], true)?;
+                let series = self.select_raw(
+                    &ms.vs,
+                    refs[0].saturating_sub(range).saturating_add(1),
+                    refs[refs.len() - 1],
+                    true,
+                )?;
                 Ok(RangeIn { series, range, refs })
             }
             Expr::Subquery(sq) => self.eval_subquery(sq, st),
@@ -817,26 +831,26 @@ impl<'a> Ev<'a> {
     }
 
     fn eval_subquery(&mut self, sq: &SubqueryExpr, st: &Steps) -> Result<RangeIn, QueryError> {
-        let range = sq.range.as_millis() as i64;
+        let range = dur_ms(&sq.range);
         let off = offset_ms(&sq.offset);
         let at = self.at_ms(&sq.at);
         let step = match sq.step {
-            Some(s) if !s.is_zero() => s.as_millis() as i64,
+            Some(s) if !s.is_zero() => dur_ms(&s),
             _ => self.opts.default_subquery_step_ms,
         };
         if step <= 0 {
             return Err(QueryError::bad("subquery step must be positive"));
         }
-        let refs: Vec<i64> = (0..st.n).map(|i| at.unwrap_or(st.ts(i)) - off).collect();
+        let refs: Vec<i64> = (0..st.n).map(|i| at.unwrap_or(st.ts(i)).saturating_sub(off)).collect();
         let (pstart, pend) = match at {
             Some(t) => (t, t),
             None => (st.ts(0), st.ts(st.n.saturating_sub(1))),
         };
-        let end = pend - off;
-        let base = pstart - off - range;
+        let end = pend.saturating_sub(off);
+        let base = pstart.saturating_sub(off).saturating_sub(range);
         let mut start = step * (base / step);
         if start <= base {
-            start += step;
+            start = start.saturating_add(step);
         }
         let inner = Steps::new(start, end, step);
         if inner.n as u64 > self.opts.max_samples as u64 {
@@ -1980,7 +1994,7 @@ impl<'a> Ev<'a> {
             let mut pts: Vec<(u32, f64)> = Vec::new();
             r.for_windows(raw, |i, ts, vs| {
                 let end = r.refs[i];
-                let start = end - range;
+                let start = end.saturating_sub(range);
                 let v = match name {
                     "rate" => f::extrapolated_rate(ts, vs, start, end, range, true, true),
                     "increase" => f::extrapolated_rate(ts, vs, start, end, range, true, false),
