@@ -10,6 +10,9 @@
 //! overlapping windows read most samples more than once. Skips itself (prints a note) when the
 //! capture is absent.
 
+// criterion's macros expand to undocumented public items.
+#![allow(missing_docs)]
+
 use std::io::Read;
 use std::sync::OnceLock;
 

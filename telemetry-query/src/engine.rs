@@ -663,11 +663,8 @@ fn format_float_go(v: f64) -> String {
 
 /// `float64` to `int64` as Go converts on amd64 (out of range and NaN give `i64::MIN`).
 fn go_f64_to_i64(v: f64) -> i64 {
-    if v.is_nan() || v >= 9.223_372_036_854_775_807e18 || v < -9.223_372_036_854_775_808e18 {
-        i64::MIN
-    } else {
-        v as i64
-    }
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
+    if v.is_nan() || !(-LIMIT..LIMIT).contains(&v) { i64::MIN } else { v as i64 }
 }
 
 impl<'a> Ev<'a> {
@@ -1054,8 +1051,32 @@ impl<'a> Ev<'a> {
             incremental: bool,
             drop_name: bool,
         }
+        #[derive(Clone, Copy, PartialEq, Eq)]
+        enum Agg {
+            Sum,
+            Avg,
+            Max,
+            Min,
+            Count,
+            Group,
+            Stddev,
+            Stdvar,
+            Quantile,
+        }
+        let agg = match op.as_str() {
+            "sum" => Agg::Sum,
+            "avg" => Agg::Avg,
+            "max" => Agg::Max,
+            "min" => Agg::Min,
+            "count" => Agg::Count,
+            "group" => Agg::Group,
+            "stddev" => Agg::Stddev,
+            "stdvar" => Agg::Stdvar,
+            "quantile" => Agg::Quantile,
+            other => return Err(QueryError::bad(format!("unsupported aggregation {other}"))),
+        };
         let mut acc = vec![Acc::default(); ng * n];
-        let mut qvals: Vec<Vec<f64>> = if op == "quantile" { vec![Vec::new(); ng * n] } else { Vec::new() };
+        let mut qvals: Vec<Vec<f64>> = if agg == Agg::Quantile { vec![Vec::new(); ng * n] } else { Vec::new() };
         for (si, s) in input.iter().enumerate() {
             let g = series_group[si];
             let base = g * n;
@@ -1072,10 +1093,12 @@ impl<'a> Ev<'a> {
                         incremental: false,
                         drop_name: s.drop_name,
                     };
-                    match op.as_str() {
-                        "stddev" | "stdvar" => a.value = if fv.is_nan() || fv.is_infinite() { f64::NAN } else { 0.0 },
-                        "group" => a.value = 1.0,
-                        "quantile" => qvals[k].push(fv),
+                    match agg {
+                        Agg::Stddev | Agg::Stdvar => {
+                            a.value = if fv.is_nan() || fv.is_infinite() { f64::NAN } else { 0.0 }
+                        }
+                        Agg::Group => a.value = 1.0,
+                        Agg::Quantile => qvals[k].push(fv),
                         _ => {}
                     }
                     continue;
@@ -1083,9 +1106,9 @@ impl<'a> Ev<'a> {
                 if s.drop_name {
                     a.drop_name = true;
                 }
-                match op.as_str() {
-                    "sum" => (a.value, a.c) = f::kahan_inc(fv, a.value, a.c),
-                    "avg" => {
+                match agg {
+                    Agg::Sum => (a.value, a.c) = f::kahan_inc(fv, a.value, a.c),
+                    Agg::Avg => {
                         a.count += 1.0;
                         if !a.incremental {
                             let (nv, nc) = f::kahan_inc(fv, a.value, a.c);
@@ -1101,26 +1124,25 @@ impl<'a> Ev<'a> {
                         let q = (a.count - 1.0) / a.count;
                         (a.mean, a.c) = f::kahan_inc(fv / a.count, q * a.mean, q * a.c);
                     }
-                    "max" => {
+                    Agg::Max => {
                         if a.value < fv || a.value.is_nan() {
                             a.value = fv;
                         }
                     }
-                    "min" => {
+                    Agg::Min => {
                         if a.value > fv || a.value.is_nan() {
                             a.value = fv;
                         }
                     }
-                    "count" => a.count += 1.0,
-                    "group" => {}
-                    "stddev" | "stdvar" => {
+                    Agg::Count => a.count += 1.0,
+                    Agg::Group => {}
+                    Agg::Stddev | Agg::Stdvar => {
                         a.count += 1.0;
                         let delta = fv - a.mean;
                         a.mean += delta / a.count;
                         a.value += delta * (fv - a.mean);
                     }
-                    "quantile" => qvals[k].push(fv),
-                    other => return Err(QueryError::bad(format!("unsupported aggregation {other}"))),
+                    Agg::Quantile => qvals[k].push(fv),
                 }
             }
         }
@@ -1135,25 +1157,25 @@ impl<'a> Ev<'a> {
                     continue;
                 }
                 drop_name |= a.drop_name;
-                let v = match op.as_str() {
-                    "avg" => {
+                let v = match agg {
+                    Agg::Avg => {
                         if a.incremental {
                             a.mean + a.c
                         } else {
                             a.value / a.count + a.c / a.count
                         }
                     }
-                    "sum" => {
+                    Agg::Sum => {
                         if a.value.is_infinite() {
                             a.value
                         } else {
                             a.value + a.c
                         }
                     }
-                    "count" => a.count,
-                    "stdvar" => a.value / a.count,
-                    "stddev" => (a.value / a.count).sqrt(),
-                    "quantile" => {
+                    Agg::Count => a.count,
+                    Agg::Stdvar => a.value / a.count,
+                    Agg::Stddev => (a.value / a.count).sqrt(),
+                    Agg::Quantile => {
                         let q = param.as_ref().map_or(f64::NAN, |p| p[i]);
                         f::quantile(q, &mut qvals[k])
                     }
@@ -1247,7 +1269,7 @@ impl<'a> Ev<'a> {
                     let worst = (0..h.len())
                         .min_by(|&x, &y| {
                             let (a, b) = (h[x].1, h[y].1);
-                            let ord = match (a.is_nan(), b.is_nan()) {
+                            match (a.is_nan(), b.is_nan()) {
                                 (true, true) => std::cmp::Ordering::Equal,
                                 (true, false) => std::cmp::Ordering::Less,
                                 (false, true) => std::cmp::Ordering::Greater,
@@ -1258,8 +1280,7 @@ impl<'a> Ev<'a> {
                                         b.partial_cmp(&a).unwrap_or(std::cmp::Ordering::Equal) // ok: no NaN here
                                     }
                                 }
-                            };
-                            ord
+                            }
                         })
                         .unwrap_or(0); // ok: h has k >= 1 elements
                     let wv = h[worst].1;
@@ -1986,6 +2007,35 @@ impl<'a> Ev<'a> {
         let r = self.eval_range_arg(range_expr, st)?;
         let keeps_name = matches!(name, "last_over_time" | "first_over_time");
         let range = r.range;
+        let rf = match name {
+            "rate" => RangeFn::Rate,
+            "irate" => RangeFn::Irate,
+            "increase" => RangeFn::Increase,
+            "delta" => RangeFn::Delta,
+            "idelta" => RangeFn::Idelta,
+            "deriv" => RangeFn::Deriv,
+            "predict_linear" => RangeFn::PredictLinear,
+            "resets" => RangeFn::Resets,
+            "changes" => RangeFn::Changes,
+            "avg_over_time" => RangeFn::AvgOverTime,
+            "sum_over_time" => RangeFn::SumOverTime,
+            "min_over_time" => RangeFn::MinOverTime,
+            "max_over_time" => RangeFn::MaxOverTime,
+            "count_over_time" => RangeFn::CountOverTime,
+            "last_over_time" => RangeFn::LastOverTime,
+            "first_over_time" => RangeFn::FirstOverTime,
+            "present_over_time" => RangeFn::PresentOverTime,
+            "stddev_over_time" => RangeFn::StddevOverTime,
+            "stdvar_over_time" => RangeFn::StdvarOverTime,
+            "mad_over_time" => RangeFn::MadOverTime,
+            "quantile_over_time" => RangeFn::QuantileOverTime,
+            "double_exponential_smoothing" => RangeFn::DoubleExponentialSmoothing,
+            "ts_of_max_over_time" => RangeFn::TsOfMaxOverTime,
+            "ts_of_min_over_time" => RangeFn::TsOfMinOverTime,
+            "ts_of_last_over_time" => RangeFn::TsOfLastOverTime,
+            "ts_of_first_over_time" => RangeFn::TsOfFirstOverTime,
+            _ => RangeFn::DoubleExponentialSmoothing, // holt_winters, the old name
+        };
         let mut out = Vec::with_capacity(r.series.len());
         for (n_checked, raw) in r.series.iter().enumerate() {
             if n_checked % 256 == 255 {
@@ -1995,31 +2045,34 @@ impl<'a> Ev<'a> {
             r.for_windows(raw, |i, ts, vs| {
                 let end = r.refs[i];
                 let start = end.saturating_sub(range);
-                let v = match name {
-                    "rate" => f::extrapolated_rate(ts, vs, start, end, range, true, true),
-                    "increase" => f::extrapolated_rate(ts, vs, start, end, range, true, false),
-                    "delta" => f::extrapolated_rate(ts, vs, start, end, range, false, false),
-                    "irate" => f::instant_value(ts, vs, true),
-                    "idelta" => f::instant_value(ts, vs, false),
-                    "deriv" => (ts.len() >= 2).then(|| f::linear_regression(ts, vs, ts[0]).0),
-                    "predict_linear" => (ts.len() >= 2).then(|| {
+                let v = match rf {
+                    RangeFn::Rate => f::extrapolated_rate(ts, vs, start, end, range, true, true),
+                    RangeFn::Increase => f::extrapolated_rate(ts, vs, start, end, range, true, false),
+                    RangeFn::Delta => f::extrapolated_rate(ts, vs, start, end, range, false, false),
+                    RangeFn::Irate => f::instant_value(ts, vs, true),
+                    RangeFn::Idelta => f::instant_value(ts, vs, false),
+                    RangeFn::Deriv => (ts.len() >= 2).then(|| f::linear_regression(ts, vs, ts[0]).0),
+                    RangeFn::PredictLinear => (ts.len() >= 2).then(|| {
                         let (slope, intercept) = f::linear_regression(ts, vs, st.ts(i));
                         slope * scalars[0][i] + intercept
                     }),
-                    "resets" => Some(vs.windows(2).filter(|w| w[1] < w[0]).count() as f64),
-                    "changes" => {
+                    RangeFn::Resets => Some(vs.windows(2).filter(|w| w[1] < w[0]).count() as f64),
+                    RangeFn::Changes => {
                         Some(vs.windows(2).filter(|w| !(w[1] == w[0] || (w[1].is_nan() && w[0].is_nan()))).count()
                             as f64)
                     }
-                    "avg_over_time" => Some(f::avg_over_time(vs)),
-                    "sum_over_time" => Some(f::sum_over_time(vs)),
-                    "min_over_time" | "max_over_time" | "ts_of_min_over_time" | "ts_of_max_over_time" => {
+                    RangeFn::AvgOverTime => Some(f::avg_over_time(vs)),
+                    RangeFn::SumOverTime => Some(f::sum_over_time(vs)),
+                    RangeFn::MinOverTime
+                    | RangeFn::MaxOverTime
+                    | RangeFn::TsOfMinOverTime
+                    | RangeFn::TsOfMaxOverTime => {
                         let (mut best, mut best_t) = (vs[0], ts[0]);
                         for (&t, &x) in ts.iter().zip(vs) {
-                            let take = match name {
-                                "max_over_time" => x > best || best.is_nan(),
-                                "min_over_time" => x < best || best.is_nan(),
-                                "ts_of_max_over_time" => x >= best || best.is_nan(),
+                            let take = match rf {
+                                RangeFn::MaxOverTime => x > best || best.is_nan(),
+                                RangeFn::MinOverTime => x < best || best.is_nan(),
+                                RangeFn::TsOfMaxOverTime => x >= best || best.is_nan(),
                                 _ => x <= best || best.is_nan(),
                             };
                             if take {
@@ -2029,16 +2082,16 @@ impl<'a> Ev<'a> {
                         }
                         Some(if name.starts_with("ts_of") { best_t as f64 / 1000.0 } else { best })
                     }
-                    "count_over_time" => Some(vs.len() as f64),
-                    "last_over_time" => Some(vs[vs.len() - 1]),
-                    "first_over_time" => Some(vs[0]),
-                    "ts_of_last_over_time" => Some(ts[ts.len() - 1] as f64 / 1000.0),
-                    "ts_of_first_over_time" => Some(ts[0] as f64 / 1000.0),
-                    "present_over_time" => Some(1.0),
-                    "stddev_over_time" => Some(f::stdvar_over_time(vs).sqrt()),
-                    "stdvar_over_time" => Some(f::stdvar_over_time(vs)),
-                    "mad_over_time" => Some(f::mad(vs)),
-                    "quantile_over_time" => {
+                    RangeFn::CountOverTime => Some(vs.len() as f64),
+                    RangeFn::LastOverTime => Some(vs[vs.len() - 1]),
+                    RangeFn::FirstOverTime => Some(vs[0]),
+                    RangeFn::TsOfLastOverTime => Some(ts[ts.len() - 1] as f64 / 1000.0),
+                    RangeFn::TsOfFirstOverTime => Some(ts[0] as f64 / 1000.0),
+                    RangeFn::PresentOverTime => Some(1.0),
+                    RangeFn::StddevOverTime => Some(f::stdvar_over_time(vs).sqrt()),
+                    RangeFn::StdvarOverTime => Some(f::stdvar_over_time(vs)),
+                    RangeFn::MadOverTime => Some(f::mad(vs)),
+                    RangeFn::QuantileOverTime => {
                         let mut v = vs.to_vec();
                         Some(f::quantile(scalars[0][i], &mut v))
                     }
@@ -2081,6 +2134,37 @@ impl Side {
             Side::Real(_, v) | Side::Fill(_, v) => *v,
         }
     }
+}
+
+/// The range-vector functions, resolved once per call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RangeFn {
+    Rate,
+    Irate,
+    Increase,
+    Delta,
+    Idelta,
+    Deriv,
+    PredictLinear,
+    Resets,
+    Changes,
+    AvgOverTime,
+    SumOverTime,
+    MinOverTime,
+    MaxOverTime,
+    CountOverTime,
+    LastOverTime,
+    FirstOverTime,
+    PresentOverTime,
+    StddevOverTime,
+    StdvarOverTime,
+    MadOverTime,
+    QuantileOverTime,
+    DoubleExponentialSmoothing,
+    TsOfMaxOverTime,
+    TsOfMinOverTime,
+    TsOfLastOverTime,
+    TsOfFirstOverTime,
 }
 
 fn merge_sp(v: Vec<Sp>) -> Result<Vec<Sp>, QueryError> {

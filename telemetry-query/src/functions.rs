@@ -89,7 +89,7 @@ pub fn instant_value(ts: &[i64], vs: &[f64], is_rate: bool) -> Option<f64> {
     }
     let mut r = v1;
     // Go: `if !isRate || !(ss[1].F < ss[0].F)`; a comparison with NaN is false.
-    if !is_rate || !(v1 < v0) {
+    if !is_rate || v1.partial_cmp(&v0) != Some(std::cmp::Ordering::Less) {
         r = v1 - v0;
     }
     if is_rate {
@@ -335,7 +335,8 @@ pub fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> BucketQuantile {
     }
     let mut rank = q * observations;
     // sort.Search over [0, n-1): first i with count >= rank.
-    let b = buckets[..n - 1].partition_point(|x| !(x.count >= rank));
+    let b =
+        buckets[..n - 1].partition_point(|x| x.count.partial_cmp(&rank).is_none_or(|o| o == std::cmp::Ordering::Less));
     let value = if b == n - 1 {
         buckets[n - 2].upper_bound
     } else if b == 0 && buckets[0].upper_bound <= 0.0 {

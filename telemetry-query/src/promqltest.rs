@@ -389,7 +389,6 @@ fn parse_series_line(line: &str) -> Result<(Labels, Vec<String>), String> {
         }
         items.push(rest[st..j].to_string());
     }
-    let mut pairs = pairs;
     pairs.retain(|l| !l.value.is_empty());
     pairs.sort_by(|a, b| a.name.cmp(&b.name));
     Ok((Labels::from_sorted_unchecked(pairs), items))
