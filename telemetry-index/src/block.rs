@@ -131,7 +131,11 @@ impl BlockWriter {
             return Err(IndexError::EmptyLabels { series_ref: r });
         }
         if labels.len() as u64 > MAX_LABELS {
-            return Err(IndexError::TooLarge { what: "labels per series", value: labels.len() as u64, max: MAX_LABELS });
+            return Err(IndexError::TooLarge {
+                what: "labels per series",
+                value: labels.len() as u64,
+                max: MAX_LABELS,
+            });
         }
         let start = self.pairs.len();
         for l in labels {
@@ -299,6 +303,9 @@ impl Data {
     }
 }
 
+/// A parsed series entry: `(name sym, value sym)` pairs and the meta bytes.
+type SeriesEntry<'a> = (Vec<(u32, u32)>, &'a [u8]);
+
 struct NameEntry {
     name: String,
     sym: u32,
@@ -464,7 +471,8 @@ impl BlockIndex {
         if postings_start > postings_end {
             return Err(corrupt("table of contents", toc, "postings section ends before it starts"));
         }
-        let sym_end = sym_off.checked_add(sym_len).filter(|&e| e <= toc).ok_or(oob("symbol table", sym_off, sym_len, toc))?;
+        let sym_end =
+            sym_off.checked_add(sym_len).filter(|&e| e <= toc).ok_or(oob("symbol table", sym_off, sym_len, toc))?;
         if sym_len < 8 {
             return Err(corrupt("symbol table", sym_off, "shorter than its count and checksum"));
         }
@@ -614,7 +622,11 @@ impl BlockIndex {
         for c in body.chunks_exact(4) {
             let r = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
             if prev.is_some_and(|p| p >= r) || r >= self.num_series {
-                return Err(corrupt("postings list", off, format!("reference {r} out of order or past the series count")));
+                return Err(corrupt(
+                    "postings list",
+                    off,
+                    format!("reference {r} out of order or past the series count"),
+                ));
             }
             prev = Some(r);
             out.push(r);
@@ -636,7 +648,7 @@ impl BlockIndex {
     }
 
     /// Parses series `r`: its `(name sym, value sym)` pairs and its meta bytes.
-    fn series_entry(&self, r: SeriesRef) -> Result<Option<(Vec<(u32, u32)>, &[u8])>, IndexError> {
+    fn series_entry(&self, r: SeriesRef) -> Result<Option<SeriesEntry<'_>>, IndexError> {
         let Some(at) = self.series_offset(r)? else { return Ok(None) };
         let b = self.data.bytes();
         let limit = self.series_table;
@@ -759,10 +771,10 @@ impl IndexReader for BlockIndex {
         let Some(e) = self.name_entry(name) else { return Ok(Vec::new()) };
         let mut syms = BTreeSet::new();
         for &r in refs {
-            if let Some((pairs, _)) = self.series_entry(r)? {
-                if let Some(p) = pairs.iter().find(|p| p.0 == e.sym) {
-                    syms.insert(p.1);
-                }
+            if let Some((pairs, _)) = self.series_entry(r)?
+                && let Some(p) = pairs.iter().find(|p| p.0 == e.sym)
+            {
+                syms.insert(p.1);
             }
         }
         syms.into_iter().map(|s| self.symbol(s).map(str::to_string)).collect()

@@ -457,10 +457,10 @@ impl IndexReader for MemReader<'_> {
         let t = &g.names[n as usize];
         let mut seen = vec![false; t.slots.len()];
         for &r in refs {
-            if let Some(p) = g.pairs(r) {
-                if let Some(pair) = p.chunks_exact(2).find(|pair| pair[0] == n) {
-                    seen[pair[1] as usize] = true;
-                }
+            if let Some(p) = g.pairs(r)
+                && let Some(pair) = p.chunks_exact(2).find(|pair| pair[0] == n)
+            {
+                seen[pair[1] as usize] = true;
             }
         }
         let mut v: Vec<String> =

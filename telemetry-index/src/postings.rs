@@ -232,29 +232,19 @@ pub(crate) fn gallop(s: &[SeriesRef], target: SeriesRef) -> usize {
     }
 }
 
-/// Intersection of two sorted slices. When the sizes are close a linear merge is cheapest;
-/// when one is much shorter, each of its elements gallops in the longer one.
+/// Intersection of two sorted slices, by the ratio of their sizes:
+/// - at least 64: each element of the short list gallops in the long one (`O(m log(n/m))`);
+/// - both dense in their common range (more than one reference in 32): the shorter list
+///   becomes a bitmap over that range and the longer one is filtered by bit tests;
+/// - otherwise: for each element of the short list, whole blocks of 8 of the long list are
+///   skipped and the position inside a block is a branch-free count (vectorised).
 pub(crate) fn intersect_slices(a: &[SeriesRef], b: &[SeriesRef]) -> Vec<SeriesRef> {
     let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     let mut out = Vec::with_capacity(small.len());
     if small.is_empty() {
         return out;
     }
-    if large.len() / small.len() < 8 {
-        let (mut i, mut j) = (0, 0);
-        while i < small.len() && j < large.len() {
-            let (x, y) = (small[i], large[j]);
-            if x == y {
-                out.push(x);
-                i += 1;
-                j += 1;
-            } else if x < y {
-                i += 1;
-            } else {
-                j += 1;
-            }
-        }
-    } else {
+    if large.len() / small.len() >= 64 {
         let mut j = 0;
         for &x in small {
             j += gallop(&large[j..], x);
@@ -265,6 +255,47 @@ pub(crate) fn intersect_slices(a: &[SeriesRef], b: &[SeriesRef]) -> Vec<SeriesRe
                 out.push(x);
                 j += 1;
             }
+        }
+        return out;
+    }
+    let lo = small[0].max(large[0]);
+    let hi = small[small.len() - 1].min(large[large.len() - 1]);
+    if lo > hi {
+        return out;
+    }
+    let span = (hi - lo) as usize + 1;
+    if small.len() >= 4096 && small.len() >= span / 32 {
+        let mut words = vec![0u64; span.div_ceil(64)];
+        for &x in small {
+            if x >= lo && x <= hi {
+                let d = (x - lo) as usize;
+                words[d >> 6] |= 1u64 << (d & 63);
+            }
+        }
+        for &y in large {
+            if y >= lo && y <= hi {
+                let d = (y - lo) as usize;
+                if words[d >> 6] & (1u64 << (d & 63)) != 0 {
+                    out.push(y);
+                }
+            }
+        }
+        return out;
+    }
+    let mut j = 0;
+    let n = large.len();
+    for &x in small {
+        while j + 8 <= n && large[j + 7] < x {
+            j += 8;
+        }
+        let end = (j + 8).min(n);
+        j += large[j..end].iter().map(|&y| usize::from(y < x)).sum::<usize>();
+        if j >= n {
+            break;
+        }
+        if large[j] == x {
+            out.push(x);
+            j += 1;
         }
     }
     out
@@ -426,7 +457,6 @@ mod tests {
                 prop_assert_eq!(c.at(), want);
                 match got {
                     Some(x) => {
-                        floor = x;
                         let n = c.next();
                         prop_assert_eq!(n, a.range(x + 1..).next().copied());
                         if let Some(n) = n { floor = n; } else { break; }

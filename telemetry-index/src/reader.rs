@@ -216,7 +216,7 @@ pub trait IndexReader {
             return Ok(Vec::new());
         }
         // Min-heap of the best n by (count desc, name asc, value asc).
-        let mut heap: BinaryHeap<Reverse<(usize, Reverse<String>, Reverse<String>)>> = BinaryHeap::new();
+        let mut heap: BinaryHeap<Reverse<RankedPair>> = BinaryHeap::new();
         for name in self.all_label_names()? {
             let mut values = Vec::new();
             self.visit_values(&name, "", &mut |v| {
@@ -246,6 +246,9 @@ pub trait IndexReader {
         Ok(out)
     }
 }
+
+/// `(series, name, value)` ordered so that more series and then smaller names rank higher.
+type RankedPair = (usize, Reverse<String>, Reverse<String>);
 
 /// Rough cost rank: direct look-ups first, regex scans last.
 fn cost(c: &Compiled) -> u8 {

@@ -9,13 +9,35 @@ use telemetry_index::{BlockIndex, BlockWriter, IndexReader, MemIndex};
 const NAMES: &[&str] = &["__name__", "job", "instance", "mode", "a"];
 const VALUES: &[&str] = &["a", "b", "ab", "api-1", "api-2", "api-", "x-prod", "A", "node", "NODE", "é", "a\nb", "up"];
 const PATTERNS: &[&str] = &[
-    ".*", ".+", "a|b", "api-.*", "api-.+", ".*-prod", ".+-prod", ".*a.*", "(?i)a", "(?i)node", "a?", "", "[ab]+",
-    "x|", "api-[0-9]", ".+b", "a.b", "(a|b)(b|)", "api-(1|2)", "[^a]*", "up|node|x-prod",
+    ".*",
+    ".+",
+    "a|b",
+    "api-.*",
+    "api-.+",
+    ".*-prod",
+    ".+-prod",
+    ".*a.*",
+    "(?i)a",
+    "(?i)node",
+    "a?",
+    "",
+    "[ab]+",
+    "x|",
+    "api-[0-9]",
+    ".+b",
+    "a.b",
+    "(a|b)(b|)",
+    "api-(1|2)",
+    "[^a]*",
+    "up|node|x-prod",
 ];
 
 fn labels() -> impl Strategy<Value = Labels> {
     prop::collection::vec((0..NAMES.len(), 0..VALUES.len()), 1..5).prop_filter_map("empty", |pairs| {
-        let l = Labels::from_pairs(pairs.into_iter().map(|(n, v)| (NAMES[n], VALUES[v])).collect::<std::collections::BTreeMap<_, _>>()).ok()?;
+        let l = Labels::from_pairs(
+            pairs.into_iter().map(|(n, v)| (NAMES[n], VALUES[v])).collect::<std::collections::BTreeMap<_, _>>(),
+        )
+        .ok()?;
         (!l.is_empty()).then_some(l)
     })
 }
@@ -59,7 +81,13 @@ fn check<R: IndexReader>(idx: &R, series: &[(u32, Labels)], queries: &[Vec<Match
             } else {
                 sel.iter().filter_map(|l| l.get(n).map(str::to_string)).collect()
             };
-            prop_assert_eq!(idx.label_values(n, ms).unwrap(), vals.into_iter().collect::<Vec<_>>(), "name {} matchers {:?}", n, ms);
+            prop_assert_eq!(
+                idx.label_values(n, ms).unwrap(),
+                vals.into_iter().collect::<Vec<_>>(),
+                "name {} matchers {:?}",
+                n,
+                ms
+            );
         }
     }
     for (r, l) in series {

@@ -19,7 +19,10 @@ fn queries() -> Vec<(&'static str, Vec<Matcher>)> {
             vec![Matcher::regex("__name__", "node_network_.*").unwrap(), Matcher::not_equal("device", "lo")],
         ),
         (r#"{instance=~"host-1.*"}"#, vec![Matcher::regex("instance", "host-1.*").unwrap()]),
-        (r#"{job="node", instance="host-42"}"#, vec![Matcher::equal("job", "node"), Matcher::equal("instance", "host-42")]),
+        (
+            r#"{job="node", instance="host-42"}"#,
+            vec![Matcher::equal("job", "node"), Matcher::equal("instance", "host-42")],
+        ),
         (r#"{job!~"node|x", mode=""}"#, vec![Matcher::not_regex("job", "node|x").unwrap(), Matcher::equal("mode", "")]),
         (r#"{__name__=~"(?i)GO_.*|up"}"#, vec![Matcher::regex("__name__", "(?i)GO_.*|up").unwrap()]),
     ]
