@@ -35,7 +35,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use telemetry_core::{Label, Labels, MemStorage, STALE_NAN, is_stale_nan};
+use telemetry_core::{Label, Labels, MemStorage, Queryable, STALE_NAN, is_stale_nan};
 
 use crate::engine::parse_go_float;
 use crate::{Engine, EngineOptions, QueryError, Value};
@@ -92,6 +92,44 @@ impl Report {
     /// Skipped evals whose reason is an unsupported feature.
     pub fn unsupported(&self) -> usize {
         self.outcomes.iter().filter(|o| matches!(o.status, Status::Skipped { unsupported: true, .. })).count()
+    }
+}
+
+/// A store the runner loads test data into and queries.
+pub trait TestStorage {
+    /// The store as a query source.
+    fn queryable(&self) -> &dyn Queryable;
+    /// Adds one sample (a later sample at the same timestamp replaces the earlier one where
+    /// the store allows it).
+    ///
+    /// # Errors
+    /// A message when the store refuses the sample.
+    fn append(&mut self, labels: &Labels, timestamp_ms: i64, value: f64) -> Result<(), String>;
+    /// Makes the samples appended since the last call visible (after each `load`).
+    ///
+    /// # Errors
+    /// A message when the store cannot commit.
+    fn commit(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+    /// Removes every series (`clear`).
+    ///
+    /// # Errors
+    /// A message when the store cannot be emptied.
+    fn clear(&mut self) -> Result<(), String>;
+}
+
+impl TestStorage for MemStorage {
+    fn queryable(&self) -> &dyn Queryable {
+        self
+    }
+    fn append(&mut self, labels: &Labels, timestamp_ms: i64, value: f64) -> Result<(), String> {
+        MemStorage::append(self, labels, timestamp_ms, value);
+        Ok(())
+    }
+    fn clear(&mut self) -> Result<(), String> {
+        MemStorage::clear(self);
+        Ok(())
     }
 }
 
@@ -152,10 +190,15 @@ pub fn test_engine() -> Engine {
     })
 }
 
-/// Runs a script given as text.
+/// Runs a script given as text against a fresh [`MemStorage`].
 pub fn run_script(text: &str) -> Report {
+    run_script_on(text, &mut MemStorage::new())
+}
+
+/// Runs a script given as text against `store` (which should start empty).
+pub fn run_script_on(text: &str, store: &mut dyn TestStorage) -> Report {
     let engine = test_engine();
-    let mut ctx = Ctx { db: MemStorage::new(), engine, histogram_metrics: HashSet::new(), report: Report::default() };
+    let mut ctx = Ctx { db: store, engine, histogram_metrics: HashSet::new(), report: Report::default() };
     let lines: Vec<&str> = text.lines().collect();
     let mut i = 0;
     while i < lines.len() {
@@ -181,8 +224,8 @@ pub fn run_script(text: &str) -> Report {
     ctx.report
 }
 
-struct Ctx {
-    db: MemStorage,
+struct Ctx<'s> {
+    db: &'s mut dyn TestStorage,
     engine: Engine,
     histogram_metrics: HashSet<String>,
     report: Report,
@@ -523,11 +566,13 @@ fn fmt_v(v: f64) -> String {
     crate::api::format_value(v)
 }
 
-impl Ctx {
+impl Ctx<'_> {
     fn command(&mut self, line: usize, header: &str, body: &[(usize, &str)]) {
         let word = header.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
         if word == "clear" {
-            self.db.clear();
+            if let Err(e) = self.db.clear() {
+                self.report.outcomes.push(fail(line, header, format!("clear failed: {e}")));
+            }
             self.histogram_metrics.clear();
         } else if word.starts_with("load") {
             if let Err(e) = self.load(header, body) {
@@ -559,7 +604,7 @@ impl Ctx {
         for (labels, slots) in per_series {
             for (k, s) in slots.iter().enumerate() {
                 match s {
-                    Slot::Value(v) => self.db.append(&labels, k as i64 * interval, *v),
+                    Slot::Value(v) => self.db.append(&labels, k as i64 * interval, *v)?,
                     Slot::Histogram => {
                         if let Some(n) = labels.metric_name() {
                             self.histogram_metrics.insert(n.to_string());
@@ -569,6 +614,7 @@ impl Ctx {
                 }
             }
         }
+        self.db.commit()?;
         if header.to_ascii_lowercase().starts_with("load_with_nhcb") {
             // Classic histograms are also converted to native ones under the base name.
             for l in body {
@@ -717,8 +763,8 @@ impl Ctx {
             return skip(format!("promql-parser rejects the expression: {e}"), true);
         }
         let result = match range {
-            None => self.engine.instant_query(&self.db, &expr, at),
-            Some((s, e, st)) => self.engine.range_query(&self.db, &expr, s, e, st),
+            None => self.engine.instant_query(self.db.queryable(), &expr, at),
+            Some((s, e, st)) => self.engine.range_query(self.db.queryable(), &expr, s, e, st),
         };
         let mut status = self.judge(&expr, range, at, &exp, &expected, result);
         if let Status::Failed(why) = &status
@@ -780,7 +826,7 @@ impl Ctx {
             && !["start()", "end()", "range()", "step()"].iter().any(|f| expr.contains(f))
             && matches!(res.value, Value::Vector(_) | Value::Scalar { .. });
         if rerun {
-            match self.engine.range_query(&self.db, expr, at - 60_000, at + 60_000, 60_000) {
+            match self.engine.range_query(self.db.queryable(), expr, at - 60_000, at + 60_000, 60_000) {
                 Err(e) => return Status::Failed(format!("range-mode re-run failed: {e}")),
                 Ok(r) => {
                     let mid: Vec<(Labels, f64)> = match r.value {
