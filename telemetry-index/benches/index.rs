@@ -51,9 +51,26 @@ fn report(label: &str, series: &[Labels]) -> MemIndex {
         idx.string_bytes()
     );
     for (name, ms) in queries() {
-        println!("[{label}]   {name}: {} series", idx.postings_for_matchers(&ms).len());
+        let hits = idx.postings_for_matchers(&ms).len();
+        let iters = 200;
+        let (t, cpu) = (Instant::now(), thread_cpu_ns());
+        for _ in 0..iters {
+            black_box(idx.postings_for_matchers(&ms));
+        }
+        let wall = t.elapsed().as_nanos() as f64 / iters as f64 / 1e3;
+        let cpu = match (cpu, thread_cpu_ns()) {
+            (Some(a), Some(b)) => format!("{:.1} µs", (b - a) as f64 / iters as f64 / 1e3),
+            _ => "n/a".to_string(),
+        };
+        println!("[{label}]   {name}: {hits} series; mean of {iters}: {wall:.1} µs wall, {cpu} on-CPU");
     }
     idx
+}
+
+/// Time this thread has spent on a CPU (Linux `schedstat`), to separate the cost of a call
+/// from waiting for a core on a loaded machine.
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat").ok()?.split_whitespace().next()?.parse().ok()
 }
 
 fn bench(c: &mut Criterion) {

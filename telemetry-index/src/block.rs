@@ -23,7 +23,8 @@
 //! ├──────────────────────────────────────────────────────────────────────────────────┤
 //! │ series offsets  pages of ≤ 1024 entries: offset u64 × entries │ crc32c u32 per page │
 //! ├──────────────────────────────────────────────────────────────────────────────────┤
-//! │ postings × P    count u32 │ series ref u32 × count (increasing) │ crc32c u32         │
+//! │ postings × P    0-3 zero bytes to a 4-byte boundary │ count u32                    │
+//! │                 │ series ref u32 × count (increasing) │ crc32c u32                   │
 //! ├──────────────────────────────────────────────────────────────────────────────────┤
 //! │ value tables    per label name: count u32                                         │
 //! │                 │ (value sym u32, postings offset u64) × count, by sym │ crc32c u32  │
@@ -38,19 +39,23 @@
 //! ```
 //!
 //! Symbols are sorted, so symbol order is string order and a value table sorted by symbol
-//! is sorted by value: prefix scans are range scans. CRC32C (Castagnoli) covers the TOC and
-//! the symbol table (checked on open) and each series entry, offsets page, postings list and
-//! value table (checked when read). Every offset and length is checked against the file
-//! size and its section before use, postings must be strictly increasing and below the series
-//! count, and label names within a series strictly increasing: a damaged file yields an
-//! [`IndexError`], never a panic or a wrong-but-plausible answer from unchecked bytes.
+//! is sorted by value: prefix scans are range scans.
+//!
+//! CRC32C (Castagnoli) covers the TOC and the symbol table (checked on open), each series
+//! entry and series-offsets page (checked on every read), and each value table and postings
+//! list (checked on first read; the index remembers which passed). Every offset and length is
+//! checked against the file size and its section before use, postings must be strictly
+//! increasing and below the series count, and label names within a series strictly
+//! increasing: a damaged file yields an [`IndexError`], never a panic or an answer read from
+//! unchecked bytes. Postings lists start at 4-byte boundaries, so on little-endian targets a
+//! memory-mapped file lends them to queries as `&[u32]` without copying.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use ahash::AHashMap;
+use ahash::{AHashMap, AHashSet};
 use telemetry_core::{Label, Labels};
 
 use crate::{IndexError, IndexReader, SeriesRef};
@@ -232,6 +237,8 @@ impl BlockWriter {
         }
         for &(n, v) in &keys {
             let list = &self.postings[&(inv[n as usize], inv[v as usize])];
+            // Lists start 4-byte aligned so that a mapped file can lend them as `&[u32]`.
+            out.resize(out.len().next_multiple_of(4), 0);
             let at = out.len();
             out.extend_from_slice(&(list.len() as u32).to_le_bytes());
             for r in list {
@@ -326,6 +333,8 @@ pub struct BlockIndex {
     postings_end: usize,
     num_series: u32,
     names: Vec<NameEntry>,
+    /// Offsets of postings lists whose checksum and order were already checked.
+    verified_postings: Mutex<AHashSet<usize>>,
 }
 
 impl std::fmt::Debug for BlockIndex {
@@ -497,6 +506,7 @@ impl BlockIndex {
             postings_end,
             num_series,
             names: Vec::new(),
+            verified_postings: Mutex::new(AHashSet::new()),
         };
         // Names table.
         let ncount = u32_at(b, "label names table", names_off, toc)? as usize;
@@ -608,7 +618,7 @@ impl BlockIndex {
         Ok(None)
     }
 
-    fn read_postings(&self, off: usize) -> Result<Vec<SeriesRef>, IndexError> {
+    fn read_postings(&self, off: usize) -> Result<Cow<'_, [SeriesRef]>, IndexError> {
         let b = self.data.bytes();
         let (start, end) = (self.postings_start, self.postings_end);
         if off < start {
@@ -616,22 +626,35 @@ impl BlockIndex {
         }
         let count = u32_at(b, "postings list", off, end)? as usize;
         let body = get(b, "postings list", off + 4, count * 4, end)?;
-        check_crc(b, "postings list", off, off + 4 + count * 4, end)?;
-        let mut out = Vec::with_capacity(count);
-        let mut prev: Option<u32> = None;
-        for c in body.chunks_exact(4) {
-            let r = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-            if prev.is_some_and(|p| p >= r) || r >= self.num_series {
-                return Err(corrupt(
-                    "postings list",
-                    off,
-                    format!("reference {r} out of order or past the series count"),
-                ));
+        let verified = self.verified_postings.lock().map(|v| v.contains(&off)).unwrap_or(false);
+        if !verified {
+            check_crc(b, "postings list", off, off + 4 + count * 4, end)?;
+            let mut prev: Option<u32> = None;
+            for c in body.chunks_exact(4) {
+                let r = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                if prev.is_some_and(|p| p >= r) || r >= self.num_series {
+                    return Err(corrupt(
+                        "postings list",
+                        off,
+                        format!("reference {r} out of order or past the series count"),
+                    ));
+                }
+                prev = Some(r);
             }
-            prev = Some(r);
-            out.push(r);
+            if let Ok(mut v) = self.verified_postings.lock() {
+                v.insert(off);
+            }
         }
-        Ok(out)
+        if cfg!(target_endian = "little") {
+            // SAFETY: every bit pattern is a valid `u32`, and `align_to` only hands out the
+            // correctly aligned middle part; on a little-endian target the stored
+            // little-endian words are the values.
+            let (pre, mid, post) = unsafe { body.align_to::<u32>() };
+            if pre.is_empty() && post.is_empty() {
+                return Ok(Cow::Borrowed(mid));
+            }
+        }
+        Ok(Cow::Owned(body.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()))
     }
 
     fn series_offset(&self, r: SeriesRef) -> Result<Option<usize>, IndexError> {
@@ -723,7 +746,7 @@ impl IndexReader for BlockIndex {
 
     fn postings(&self, name: &str, value: &str) -> Result<Cow<'_, [SeriesRef]>, IndexError> {
         match self.postings_offset(name, value)? {
-            Some(off) => Ok(Cow::Owned(self.read_postings(off)?)),
+            Some(off) => self.read_postings(off),
             None => Ok(Cow::Borrowed(&[])),
         }
     }
