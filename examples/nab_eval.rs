@@ -9,17 +9,22 @@
 //! ```
 //!
 //! Every file is processed on its own, strictly causally, with the same configuration; the
-//! labels are never read. The anomaly score of a row is the detector's normalized score `z`
-//! squashed to [0, 1) by `z / (z + threshold)` (so the 3-sigma band edge maps to 0.5), except
-//! that rows inside an already-open anomaly event (see `--suppression-min`) are damped by
-//! `--damp`, so an event alarms once, at its start.
+//! labels are never read. The anomaly score of a row is built from the detector's normalized
+//! score `z` (residual over robust scale):
+//!
+//! 1. `--score likelihood` (default): the per-series anomaly likelihood of `|z|`
+//!    ([`AnomalyLikelihood`], short-term mean of `--short` rows against long-term EWMA
+//!    statistics with factor `--long-alpha`), as its log score in [0, 1];
+//!    `--score raw`: `z / (z + threshold)`.
+//! 2. [`PeakGate`]: the score passes only when it beats every score of the previous `--gate`
+//!    rows, otherwise 0, so one anomaly raises one alarm.
 
 use std::fs;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use telemetry_anomaly::{DetectorConfig, DetectorKind, build_detector};
+use telemetry_anomaly::{AnomalyLikelihood, DetectorConfig, DetectorKind, PeakGate, build_detector};
 
 #[derive(Parser, Debug)]
 #[command(about = "Score a NAB-style data directory with a telemetry-anomaly detector")]
@@ -39,9 +44,27 @@ struct Args {
     /// Suppression window in minutes: anomalous rows closer than this to an open event extend it.
     #[arg(long, default_value_t = 5.0)]
     suppression_min: f64,
-    /// Factor applied to the score of rows inside an open event (1 = no damping).
-    #[arg(long, default_value_t = 1.0)]
-    damp: f64,
+    /// Rows over which a score must be a new maximum to pass (0 = no gating).
+    #[arg(long, default_value_t = 120)]
+    gate: usize,
+    /// Row score: `raw` (squashed z) or `likelihood` (per-series anomaly likelihood of z).
+    #[arg(long, default_value = "likelihood")]
+    score: String,
+    /// Samples before the model is fitted.
+    #[arg(long)]
+    warmup: Option<usize>,
+    /// Steps between parameter refits.
+    #[arg(long)]
+    refit_every: Option<usize>,
+    /// EWMA factor of the likelihood's long-term statistics.
+    #[arg(long, default_value_t = 0.005)]
+    long_alpha: f64,
+    /// Recent rows averaged by the likelihood.
+    #[arg(long, default_value_t = 2)]
+    short: usize,
+    /// Rows before the likelihood scores (its statistics settle meanwhile).
+    #[arg(long, default_value_t = 100)]
+    likelihood_warmup: u32,
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant, "chrono-Compatible
@@ -85,17 +108,24 @@ fn csv_files(data: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 fn run_file(args: &Args, kind: DetectorKind, input: &Path, output: &Path) -> Result<usize, Box<dyn std::error::Error>> {
-    let cfg = DetectorConfig {
+    let mut cfg = DetectorConfig {
         threshold: args.threshold,
         suppression_ms: (args.suppression_min * 60_000.0) as i64,
         ..DetectorConfig::default()
     };
+    if let Some(w) = args.warmup {
+        cfg.warmup = w;
+    }
+    if let Some(r) = args.refit_every {
+        cfg.refit_every = r;
+    }
+    let mut lik = AnomalyLikelihood::with_short_window(args.long_alpha, args.likelihood_warmup, args.short);
     let mut det = build_detector(kind, cfg)?;
     let reader = BufReader::new(fs::File::open(input)?);
     let mut w = BufWriter::new(fs::File::create(output)?);
     writeln!(w, "timestamp,value,anomaly_score")?;
     let mut rows = 0usize;
-    let mut in_event = false;
+    let mut gate = PeakGate::new(args.gate);
     for (i, line) in reader.lines().enumerate() {
         let line = line?;
         if i == 0 || line.trim().is_empty() {
@@ -107,32 +137,24 @@ fn run_file(args: &Args, kind: DetectorKind, input: &Path, output: &Path) -> Res
             parse_ts(ts_text).ok_or_else(|| format!("{}:{}: bad timestamp {ts_text:?}", input.display(), i + 1))?;
         let value: f64 =
             v_text.trim().parse().map_err(|e| format!("{}:{}: bad value {v_text:?}: {e}", input.display(), i + 1))?;
-        let score = match det.update(ts, value) {
+        let raw = match det.update(ts, value) {
             Ok(s) => {
-                let z = args_oriented(&s).max(0.0);
-                let base = z / (z + args.threshold);
-                if s.event_start {
-                    in_event = true;
-                    base
-                } else {
-                    if s.closed_event.is_some() {
-                        in_event = false;
-                    }
-                    if in_event { base * args.damp } else { base }
-                }
+                let z = s.normalized.abs();
+                let l = lik.update(z);
+                if args.score == "raw" { z / (z + args.threshold) } else { l.log_score }
             }
-            // A rejected sample (NaN, out of order) still gets its row, with score 0.
-            Err(_) => 0.0,
+            // A rejected sample (NaN, out of order) still gets its row; it counts as unsurprising.
+            Err(_) => {
+                lik.update(0.0);
+                0.0
+            }
         };
+        let score = gate.update(raw);
         writeln!(w, "{ts_text},{v_text},{score:.9}")?;
         rows += 1;
     }
     w.flush()?;
     Ok(rows)
-}
-
-fn args_oriented(s: &telemetry_anomaly::Score) -> f64 {
-    s.normalized.abs()
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -105,3 +105,63 @@ mod tests {
         assert_eq!(t.flush().unwrap().start_ms, 600_000);
     }
 }
+
+/// Passes a score through only when it exceeds every score of the previous `window` rows
+/// (a sliding maximum, kept as a monotonic queue: at most `window` entries, O(1) amortised per
+/// row); other rows get 0. Applied to a continuous score it alarms once per rise, whatever
+/// threshold is later put on it, so one anomaly makes one alarm instead of a run.
+#[derive(Debug, Clone)]
+pub struct PeakGate {
+    window: u64,
+    row: u64,
+    /// (row, score), scores strictly decreasing from front to back.
+    queue: std::collections::VecDeque<(u64, f64)>,
+}
+
+impl PeakGate {
+    /// A gate over the previous `window` rows (0 passes every score through).
+    pub fn new(window: usize) -> Self {
+        PeakGate { window: window as u64, row: 0, queue: std::collections::VecDeque::new() }
+    }
+
+    /// Feeds the next score and returns it, or 0 when an earlier row in the window scored at
+    /// least as high.
+    pub fn update(&mut self, score: f64) -> f64 {
+        let row = self.row;
+        self.row += 1;
+        while self.queue.front().is_some_and(|&(r, _)| r + self.window < row) {
+            self.queue.pop_front();
+        }
+        let beaten = self.queue.front().is_some_and(|&(_, s)| s >= score);
+        while self.queue.back().is_some_and(|&(_, s)| s <= score) {
+            self.queue.pop_back();
+        }
+        if self.window > 0 {
+            self.queue.push_back((row, score));
+        }
+        if beaten { 0.0 } else { score }
+    }
+
+    /// Bytes held now.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.queue.capacity() * std::mem::size_of::<(u64, f64)>()
+    }
+}
+
+#[cfg(test)]
+mod gate_tests {
+    use super::PeakGate;
+
+    #[test]
+    fn matches_brute_force_sliding_max() {
+        let xs: Vec<f64> = (0..500u64).map(|i| ((i * 7919 + 13) % 101) as f64 / 100.0).collect();
+        for w in [0usize, 1, 5, 30] {
+            let mut g = PeakGate::new(w);
+            for (i, &x) in xs.iter().enumerate() {
+                let prev = &xs[i.saturating_sub(w)..i];
+                let want = if prev.iter().any(|&p| p >= x) { 0.0 } else { x };
+                assert_eq!(g.update(x), want, "w={w} i={i}");
+            }
+        }
+    }
+}
