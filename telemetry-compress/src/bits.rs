@@ -10,8 +10,8 @@
 //! └─┴─┴─┴─┴─┴─┴─┴─┘       └─┴─┴─
 //! ```
 //!
-//! [`BitWriter`] writes up to 64 bits per call with one unaligned 8-byte load/store (the buffer
-//! keeps 8 zero bytes of slack past the end); [`BitReader`] refills a 64-bit buffer with one
+//! [`BitWriter`] collects up to 64 bits per call in a 64-bit accumulator and stores it 8 bytes at
+//! a time; [`BitReader`] refills a 64-bit buffer with one
 //! 8-byte load ("variant 4" of F. Giesen, *Reading bits in far too many ways*, 2018). Neither has a
 //! per-bit loop.
 
@@ -20,11 +20,19 @@ use crate::error::ChunkError;
 const SLACK: usize = 8;
 
 /// Appends bits to a growable byte buffer, most significant bit first.
+///
+/// Bits collect in a 64-bit accumulator that is stored to memory 8 bytes at a time; call
+/// [`finish`](Self::finish) (or [`into_bytes`](Self::into_bytes)) to read the bytes.
 #[derive(Debug, Clone)]
 pub struct BitWriter {
-    /// Stream bytes followed by at least `SLACK` zero bytes.
+    /// Stream bytes; from `pos` on, at least `SLACK` bytes of room.
     buf: Vec<u8>,
-    bit_len: usize,
+    /// Whole bytes stored to `buf`.
+    pos: usize,
+    /// Pending bits, left-aligned.
+    acc: u64,
+    /// Number of pending bits (0..=63).
+    acc_bits: u32,
 }
 
 impl Default for BitWriter {
@@ -41,98 +49,119 @@ impl BitWriter {
 
     /// An empty writer with room for `bytes` bytes before it reallocates.
     pub fn with_capacity(bytes: usize) -> Self {
-        BitWriter { buf: vec![0; bytes + SLACK], bit_len: 0 }
+        BitWriter { buf: vec![0; bytes + 2 * SLACK], pos: 0, acc: 0, acc_bits: 0 }
     }
 
-    /// A writer that continues after the first `bit_len` bits of `bytes`.
-    ///
-    /// Bits of `bytes` past `bit_len` are cleared so that later writes land on zeros.
+    /// A writer whose stream starts with the bytes `prefix` (they stay addressable through
+    /// `byte_mut`, e.g. to patch a header).
+    pub(crate) fn with_prefix(prefix: &[u8], bytes: usize) -> Self {
+        let mut buf = vec![0; prefix.len() + bytes + 2 * SLACK];
+        buf[..prefix.len()].copy_from_slice(prefix);
+        BitWriter { buf, pos: prefix.len(), acc: 0, acc_bits: 0 }
+    }
+
+    /// A writer that continues after the first `bit_len` bits of `bytes` (clamped to its length).
     pub fn resume(bytes: &[u8], bit_len: usize) -> Self {
-        let n = bit_len.div_ceil(8).min(bytes.len());
-        let mut buf = Vec::with_capacity(n + SLACK + 64);
-        buf.extend_from_slice(&bytes[..n]);
-        let bit_len = bit_len.min(n * 8);
-        if bit_len % 8 != 0 {
-            let keep = bit_len % 8;
-            let last = n - 1;
-            buf[last] &= !(0xffu8 >> keep);
-        }
-        buf.resize(n + SLACK, 0);
-        BitWriter { buf, bit_len }
+        let bit_len = bit_len.min(bytes.len() * 8);
+        let pos = bit_len / 8;
+        let mut buf = Vec::with_capacity(pos + 64 + 2 * SLACK);
+        buf.extend_from_slice(&bytes[..pos]);
+        buf.resize(pos + 2 * SLACK, 0);
+        let acc_bits = (bit_len % 8) as u32;
+        let acc = if acc_bits == 0 { 0 } else { ((bytes[pos] >> (8 - acc_bits)) as u64) << (64 - acc_bits) };
+        let mut w = BitWriter { buf, pos, acc, acc_bits };
+        w.sync();
+        w
     }
 
     /// Number of bits written.
     #[inline]
     pub fn bit_len(&self) -> usize {
-        self.bit_len
+        self.pos * 8 + self.acc_bits as usize
+    }
+
+    /// Stores the pending bits to memory (without consuming them).
+    #[inline(always)]
+    fn sync(&mut self) {
+        let slot = &mut self.buf[self.pos..self.pos + 8];
+        slot.copy_from_slice(&self.acc.to_be_bytes());
     }
 
     /// The bytes written so far; the last byte is padded with zero bits.
     #[inline]
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.bit_len.div_ceil(8)]
+    pub fn finish(&mut self) -> &[u8] {
+        self.sync();
+        &self.buf[..self.bit_len().div_ceil(8)]
     }
 
-    /// [`as_bytes`](Self::as_bytes) plus one zero byte when `tail` is set.
+    /// The bytes as of the last `sync` (the crate syncs after every chunk append), plus one zero
+    /// byte when `tail` is set.
     #[inline]
-    pub(crate) fn as_bytes_with_tail(&self, tail: bool) -> &[u8] {
-        &self.buf[..self.bit_len.div_ceil(8) + tail as usize]
+    pub(crate) fn synced_bytes_with_tail(&self, tail: bool) -> &[u8] {
+        &self.buf[..self.bit_len().div_ceil(8) + tail as usize]
+    }
+
+    /// Syncs pending bits to memory (see `synced_bytes_with_tail`).
+    #[inline(always)]
+    pub(crate) fn flush_pending(&mut self) {
+        self.sync();
     }
 
     /// The bytes written so far, the last byte padded with zero bits.
     pub fn into_bytes(mut self) -> Vec<u8> {
-        self.buf.truncate(self.bit_len.div_ceil(8));
+        self.sync();
+        let n = self.bit_len().div_ceil(8);
+        self.buf.truncate(n);
         self.buf
     }
 
-    /// Mutable access to a whole byte already written (used to patch headers).
+    /// Mutable access to a byte of the prefix given to `with_prefix`.
     #[inline]
     pub(crate) fn byte_mut(&mut self, index: usize) -> &mut u8 {
+        debug_assert!(index < self.pos);
         &mut self.buf[index]
     }
 
     /// Writes one bit.
-    #[inline]
+    #[inline(always)]
     pub fn write_bit(&mut self, bit: bool) {
-        self.write_small(bit as u64, 1);
+        self.write_bits(bit as u64, 1);
     }
 
     /// Writes one byte (8 bits, not necessarily aligned).
-    #[inline]
+    #[inline(always)]
     pub fn write_byte(&mut self, byte: u8) {
-        self.write_small(byte as u64, 8);
+        self.write_bits(byte as u64, 8);
     }
 
     /// Writes the low `n` bits of `value` (`n <= 64`), most significant first.
-    #[inline]
+    #[inline(always)]
     pub fn write_bits(&mut self, value: u64, n: u32) {
         debug_assert!(n <= 64);
-        if n > 56 {
-            self.write_small(value >> 32, n - 32);
-            self.write_small(value & 0xffff_ffff, 32);
-        } else if n > 0 {
-            self.write_small(value, n);
+        if n == 0 {
+            return;
         }
-    }
-
-    /// `1 <= n <= 56`: with the in-byte offset at most 7 the bits fit one 8-byte word.
-    #[inline(always)]
-    fn write_small(&mut self, value: u64, n: u32) {
-        let byte = self.bit_len >> 3;
-        let off = (self.bit_len & 7) as u32;
-        if byte + SLACK > self.buf.len() {
-            self.grow(byte);
+        let v = value & (u64::MAX >> (64 - n));
+        let free = 64 - self.acc_bits;
+        if n < free {
+            self.acc |= v << (free - n);
+            self.acc_bits += n;
+        } else {
+            let rem = n - free;
+            self.acc |= v >> rem;
+            self.sync();
+            self.pos += 8;
+            if self.pos + 2 * SLACK > self.buf.len() {
+                self.grow();
+            }
+            self.acc = if rem == 0 { 0 } else { v << (64 - rem) };
+            self.acc_bits = rem;
         }
-        let v = (value << (64 - n)) >> off;
-        let slot = &mut self.buf[byte..byte + 8];
-        let cur = u64::from_be_bytes([slot[0], slot[1], slot[2], slot[3], slot[4], slot[5], slot[6], slot[7]]);
-        slot.copy_from_slice(&(cur | v).to_be_bytes());
-        self.bit_len += n as usize;
     }
 
     #[cold]
-    fn grow(&mut self, byte: usize) {
-        let want = (byte + SLACK).max(self.buf.len() * 2).max(64);
+    fn grow(&mut self) {
+        let want = (self.pos + 2 * SLACK).max(self.buf.len() * 2).max(64);
         self.buf.resize(want, 0);
     }
 }
@@ -292,7 +321,7 @@ mod tests {
         let mut w = BitWriter::new();
         w.write_bit(true);
         w.write_bits(0b01, 2);
-        assert_eq!(w.as_bytes(), &[0b1010_0000]);
+        assert_eq!(w.finish(), &[0b1010_0000]);
     }
 
     #[test]
@@ -304,7 +333,10 @@ mod tests {
 
     #[test]
     fn resume_clears_tail_bits() {
-        let w = BitWriter::resume(&[0xff, 0xff], 12);
-        assert_eq!(w.as_bytes(), &[0xff, 0xf0]);
+        let mut w = BitWriter::resume(&[0xff, 0xff], 12);
+        assert_eq!(w.finish(), &[0xff, 0xf0]);
+        w.write_bits(0b1010, 4);
+        w.write_bits(u64::MAX, 64);
+        assert_eq!(w.finish(), &[0xff, 0xfa, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
     }
 }

@@ -51,27 +51,38 @@ pub(crate) fn pack(vals: &[u64], w: u32, out: &mut Vec<u64>) {
 /// Unpacks `rows * 16` values of `W` bits from `packed` into `out`, adding `base` (wrapping).
 /// `packed` must hold `ceil(rows * W / 64) * 16` words.
 #[inline(always)]
-#[allow(clippy::needless_range_loop)]
 fn unpack_w<const W: u32>(packed: &[u64], rows: usize, base: u64, out: &mut [u64; VECTOR]) {
+    unpack_map::<W, u64, _>(packed, rows, base, out, |x| x)
+}
+
+/// [`unpack_w`] with `map` applied to every value (after adding `base`).
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn unpack_map<const W: u32, T: Copy, F: Fn(u64) -> T>(
+    packed: &[u64],
+    rows: usize,
+    base: u64,
+    out: &mut [T; VECTOR],
+    map: F,
+) {
     let mask = if W == 64 { u64::MAX } else { (1u64 << W) - 1 };
     if W == 0 {
-        out[..rows * LANES].fill(base);
+        out[..rows * LANES].fill(map(base));
         return;
     }
     for r in 0..rows {
         let bit = r * W as usize;
         let (word, shift) = (bit / 64, (bit % 64) as u32);
-        let dst: &mut [u64; LANES] = (&mut out[r * LANES..r * LANES + LANES]).try_into().unwrap(); // ok: 16 = LANES
+        let dst: &mut [T; LANES] = (&mut out[r * LANES..r * LANES + LANES]).try_into().unwrap(); // ok: 16 = LANES
         let lo: &[u64; LANES] = (&packed[word * LANES..word * LANES + LANES]).try_into().unwrap(); // ok: 16 = LANES
         if shift + W > 64 {
             let hi: &[u64; LANES] = (&packed[(word + 1) * LANES..(word + 2) * LANES]).try_into().unwrap(); // ok: 16
             for l in 0..LANES {
-                dst[l] = ((lo[l] >> shift) | (hi[l] << (64 - shift))) & mask;
-                dst[l] = dst[l].wrapping_add(base);
+                dst[l] = map((((lo[l] >> shift) | (hi[l] << (64 - shift))) & mask).wrapping_add(base));
             }
         } else {
             for l in 0..LANES {
-                dst[l] = ((lo[l] >> shift) & mask).wrapping_add(base);
+                dst[l] = map(((lo[l] >> shift) & mask).wrapping_add(base));
             }
         }
     }
@@ -94,6 +105,49 @@ pub(crate) fn unpack(packed: &[u64], n: usize, w: u32, base: u64, out: &mut [u64
     dispatch!(w, packed, rows, base, out;
         0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32
         33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64)
+}
+
+macro_rules! dispatch_alp {
+    ($w:expr, $packed:expr, $rows:expr, $base:expr, $out:expr, $map:expr; $($n:literal)*) => {
+        match $w {
+            $($n => unpack_map::<$n, f64, _>($packed, $rows, $base, $out, $map),)*
+            _ => unreachable!(), // ok: callers check w <= 64
+        }
+    };
+}
+
+/// 2^52 + 2^51 and its bits: `f64::from_bits(MAGIC_I + d) - MAGIC_F == d as f64` for |d| < 2^51.
+pub(crate) const MAGIC_F: f64 = 6_755_399_441_055_744.0;
+/// Bits of [`MAGIC_F`].
+pub(crate) const MAGIC_I: u64 = 0x4338_0000_0000_0000;
+
+#[inline(always)]
+fn alp_generic(packed: &[u64], n: usize, w: u32, base: i64, fe: f64, fr: f64, out: &mut [f64; VECTOR]) {
+    let rows = n.div_ceil(LANES);
+    let b = (base as u64).wrapping_add(MAGIC_I);
+    let map = move |u: u64| (f64::from_bits(u) - MAGIC_F) * fe * fr;
+    dispatch_alp!(w, packed, rows, b, out, map;
+        0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32
+        33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn alp_avx2(packed: &[u64], n: usize, w: u32, base: i64, fe: f64, fr: f64, out: &mut [f64; VECTOR]) {
+    alp_generic(packed, n, w, base, fe, fr, out)
+}
+
+/// ALP's fused decode (Afroozeh et al., SIGMOD 2024, §3.1): unpacks `n` values of `w` bits,
+/// adds `base` and computes `d · fe · fr` for each, where `d` (|d| < 2^51) becomes a float through
+/// the magic-number trick. Uses AVX2 when the CPU has it.
+pub(crate) fn unpack_alp(packed: &[u64], n: usize, w: u32, base: i64, fe: f64, fr: f64, out: &mut [f64; VECTOR]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked on the line above), the only requirement of
+        // calling a `#[target_feature(enable = "avx2")]` function.
+        return unsafe { alp_avx2(packed, n, w, base, fe, fr, out) };
+    }
+    alp_generic(packed, n, w, base, fe, fr, out)
 }
 
 /// Reads `words` little-endian `u64`s from `bytes` at `*pos`.

@@ -254,7 +254,7 @@ fn pack_ints(digits: &[i64], order: u8, out: &mut Vec<u8>) {
     for &x in rest {
         w.write_bits(x.wrapping_sub(min) as u64, bw);
     }
-    out.extend_from_slice(w.as_bytes());
+    out.extend_from_slice(w.finish());
 }
 
 fn check(ts: &[i64], vs: &[f64]) -> Result<(), ChunkError> {

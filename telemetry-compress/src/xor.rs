@@ -380,8 +380,7 @@ impl XorChunk {
 
     /// An empty chunk with room for `bytes` bytes before it reallocates.
     pub fn with_capacity(bytes: usize) -> Self {
-        let mut w = BitWriter::with_capacity(bytes.max(2));
-        w.write_bits(0, 16);
+        let w = BitWriter::with_prefix(&[0, 0], bytes);
         XorChunk { w, enc: XorEncoder::new(), num: 0, go_tail: false, min_t: i64::MAX, max_t: i64::MIN }
     }
 
@@ -395,6 +394,7 @@ impl XorChunk {
             return Err(ChunkError::ChunkFull);
         }
         self.go_tail = self.enc.append(&mut self.w, t_ms, v);
+        self.w.flush_pending();
         self.num += 1;
         let [a, b] = self.num.to_be_bytes();
         *self.w.byte_mut(0) = a;
@@ -416,7 +416,7 @@ impl XorChunk {
     /// opens a fresh byte).
     #[inline]
     pub fn bytes(&self) -> &[u8] {
-        self.w.as_bytes_with_tail(self.go_tail)
+        self.w.synced_bytes_with_tail(self.go_tail)
     }
 
     /// Size of [`bytes`](Self::bytes) in bytes.

@@ -37,7 +37,7 @@
 
 use super::{Codec, check_count, decode_block, encode_block, read_count};
 use crate::error::ChunkError;
-use crate::ffor::{LANES, VECTOR, pack, packed_words, read_words, unpack};
+use crate::ffor::{MAGIC_F, VECTOR, pack, packed_words, read_words, unpack, unpack_alp};
 use crate::varint::put_uvarint;
 
 pub(crate) const MAX_EXP: usize = 18;
@@ -47,9 +47,6 @@ pub(crate) const FRAC: [f64; 19] = [
     1e0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12, 1e-13, 1e-14, 1e-15, 1e-16, 1e-17,
     1e-18,
 ];
-/// 2^52 + 2^51: adding and subtracting it rounds to an integer (ALP §3.1, "fast rounding").
-const MAGIC_F: f64 = 6_755_399_441_055_744.0;
-const MAGIC_I: u64 = 0x4338_0000_0000_0000;
 /// Encoded digits must stay below this magnitude (keeps the magic-number conversion exact).
 const LIMIT: f64 = (1u64 << 50) as f64;
 const SAMPLES: usize = 32;
@@ -262,6 +259,7 @@ pub(crate) fn alp_decode(bytes: &[u8], vs: &mut Vec<f64>) -> Result<(), ChunkErr
     let mut words2 = Vec::with_capacity(VECTOR);
     let mut buf = [0u64; VECTOR];
     let mut buf2 = [0u64; VECTOR];
+    let mut fbuf = [0f64; VECTOR];
     let mut left = n;
     while left > 0 {
         let m = left.min(VECTOR);
@@ -280,13 +278,9 @@ pub(crate) fn alp_decode(bytes: &[u8], vs: &mut Vec<f64>) -> Result<(), ChunkErr
                 let base = i64::from_le_bytes([h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]]);
                 let exc = u16::from_le_bytes([h[9], h[10]]) as usize;
                 read_words(bytes, &mut pos, packed_words(m, bw), &mut words)?;
-                unpack(&words, m, bw, (base as u64).wrapping_add(MAGIC_I), &mut buf);
-                let (fe, fr) = (EXP[f], FRAC[e]);
-                vs.resize(start + m, 0.0);
+                unpack_alp(&words, m, bw, base, EXP[f], FRAC[e], &mut fbuf);
+                vs.extend_from_slice(&fbuf[..m]);
                 let dst = &mut vs[start..];
-                for (o, &u) in dst.iter_mut().zip(&buf[..m]) {
-                    *o = (f64::from_bits(u) - MAGIC_F) * fe * fr;
-                }
                 let ps = take(bytes, &mut pos, exc * 2)?;
                 let xs = take(bytes, &mut pos, exc * 8)?;
                 for (p, x) in ps.chunks_exact(2).zip(xs.chunks_exact(8)) {
@@ -329,7 +323,6 @@ pub(crate) fn alp_decode(bytes: &[u8], vs: &mut Vec<f64>) -> Result<(), ChunkErr
             _ => return Err(ChunkError::Corrupt { what: "ALP vector kind", offset: kind_at }),
         }
     }
-    let _ = LANES;
     if pos != bytes.len() {
         return Err(ChunkError::TrailingBytes { extra: bytes.len() - pos, end: pos });
     }

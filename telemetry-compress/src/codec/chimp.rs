@@ -182,7 +182,7 @@ fn encode_values_into(vs: &[f64], out: &mut Vec<u8>) -> Result<(), ChunkError> {
     put_uvarint(out, vs.len() as u64);
     let mut w = BitWriter::with_capacity(vs.len() * 4 + 16);
     chimp_encode(vs, &mut w);
-    out.extend_from_slice(w.as_bytes());
+    out.extend_from_slice(w.finish());
     Ok(())
 }
 

@@ -35,7 +35,7 @@ impl Codec for Gorilla {
         for (&t, &v) in ts.iter().zip(vs) {
             e.append(&mut w, t, v);
         }
-        out.extend_from_slice(w.as_bytes());
+        out.extend_from_slice(w.finish());
         Ok(())
     }
 
@@ -53,7 +53,7 @@ impl Codec for Gorilla {
         for &v in vs {
             e.append_value(&mut w, v);
         }
-        out.extend_from_slice(w.as_bytes());
+        out.extend_from_slice(w.finish());
         Ok(())
     }
 
