@@ -152,5 +152,11 @@ fn bench_values(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_gorilla, bench_values);
+// The macro generates an undocumented function.
+#[allow(missing_docs)]
+mod group {
+    use super::*;
+    criterion_group!(benches, bench_gorilla, bench_values);
+}
+use group::benches;
 criterion_main!(benches);

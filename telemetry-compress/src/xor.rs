@@ -99,7 +99,7 @@ impl XorEncoder {
             0 => {
                 write_uvarint_bits(w, zigzag(t));
                 w.write_bits(vb, 64);
-                w.bit_len() % 8 == 0
+                w.bit_len().is_multiple_of(8)
             }
             1 => {
                 let d = t.wrapping_sub(self.t) as u64;
@@ -155,7 +155,7 @@ impl XorEncoder {
                 w.write_bits(0b10, 2);
                 w.write_bits(x, sig);
             }
-            return sig % 8 == 0 && w.bit_len() % 8 == 0;
+            return sig.is_multiple_of(8) && w.bit_len().is_multiple_of(8);
         }
         self.leading = lead;
         self.trailing = trail;
@@ -168,7 +168,7 @@ impl XorEncoder {
             w.write_bits(head, 13);
             w.write_bits(x, sig);
         }
-        sig % 8 == 0 && w.bit_len() % 8 == 0
+        sig.is_multiple_of(8) && w.bit_len().is_multiple_of(8)
     }
 }
 
@@ -457,11 +457,11 @@ impl XorChunk {
         let used = d.r.bit_pos();
         let end = used.div_ceil(8);
         // Prometheus leaves one empty byte after a byte-aligned final field.
-        let go_tail = n > 0 && used % 8 == 0 && body.len() == end + 1 && body[end] == 0;
+        let go_tail = n > 0 && used.is_multiple_of(8) && body.len() == end + 1 && body[end] == 0;
         if body.len() > end + go_tail as usize {
             return Err(ChunkError::TrailingBytes { extra: body.len() - end, end: end + 2 });
         }
-        if used % 8 != 0 {
+        if !used.is_multiple_of(8) {
             let mask = 0xffu8 >> (used % 8);
             if body[end - 1] & mask != 0 {
                 return Err(ChunkError::NonZeroPadding { bit_offset: 16 + used });
@@ -533,12 +533,7 @@ impl<'a> XorIter<'a> {
         {
             return Some(s);
         }
-        for s in self.by_ref() {
-            if s.timestamp_ms >= t_ms {
-                return Some(s);
-            }
-        }
-        None
+        self.by_ref().find(|s| s.timestamp_ms >= t_ms)
     }
 }
 

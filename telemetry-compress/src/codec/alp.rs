@@ -60,7 +60,8 @@ pub struct Alp;
 #[inline(always)]
 pub(crate) fn encode_one(v: f64, e: usize, f: usize) -> Option<i64> {
     let x = v * EXP[e] * FRAC[f];
-    if !(x.abs() < LIMIT) {
+    // NaN fails this comparison too.
+    if x.abs() >= LIMIT || x.is_nan() {
         return None;
     }
     let d = ((x + MAGIC_F) - MAGIC_F) as i64;
