@@ -27,7 +27,7 @@ use std::time::Instant;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use telemetry_compress::codec::{Codec, MAX_BLOCK_SAMPLES, all_codecs};
-use telemetry_compress::{STORE_MAX_SAMPLES, StoreCodec};
+use telemetry_compress::{STORE_MAX_SAMPLES, StoreCodec, XorChunk};
 
 const CSV_HEADER: &str =
     "codec,dataset,values,bits_per_value,bits_per_sample,encode_mvalues_s,decode_mvalues_s,lossless";
@@ -357,6 +357,29 @@ fn main() {
         if d.skipped > 0 {
             eprintln!("{}: skipped {} lines that are not numbers", d.name, d.skipped);
         }
+    }
+    // Prometheus comparison for captures: XOR chunks exactly as Prometheus writes them, alone and
+    // with the framing of a chunk segment file (length uvarint, encoding byte, CRC32C).
+    for d in datasets.iter().filter(|d| d.name.contains(".om")) {
+        let (mut data, mut framed) = (0usize, 0usize);
+        for (t, v) in &d.blocks {
+            let mut c = XorChunk::new();
+            for (&t, &v) in t.iter().zip(v) {
+                if c.append(t, v).is_err() {
+                    eprintln!("{}: chunk over 65535 samples", d.name);
+                }
+            }
+            let len = c.size_bytes();
+            data += len;
+            framed += len + (64 - (len as u64).leading_zeros()).div_ceil(7).max(1) as usize + 1 + 4;
+        }
+        let n = d.values() as f64;
+        eprintln!(
+            "{}: Prometheus XOR chunks of {CHUNK}: {:.4} bytes/sample of chunk data, {:.4} with segment framing",
+            d.name,
+            data as f64 / n,
+            framed as f64 / n
+        );
     }
     let pb = ProgressBar::new((codecs.len() * datasets.len()) as u64);
     pb.set_style(
