@@ -8,6 +8,10 @@
 //!   `Vec<u32>` from [`SeriesRef`] to the series' arena offset. Label strings are stored once
 //!   per distinct name and value, shared through `Arc<str>`.
 //!
+//! Lists that are dense (at least 4,096 references and one in 32 of the reference space)
+//! also keep a bitmap of the reference space, so that a selective query probes them in O(1)
+//! per candidate; the bitmap is never larger than the list it mirrors.
+//!
 //! Memory per series is therefore about `4 × labels` bytes of postings, `8 × labels + 8`
 //! bytes of arena and offset, plus vector growth slack ([`MemIndex::memory_bytes`] reports the
 //! allocated total).
@@ -39,6 +43,55 @@ const NO_SERIES: u32 = u32::MAX;
 struct ValueSlot {
     value: Arc<str>,
     postings: Vec<SeriesRef>,
+    /// For dense lists, the same set as a bitmap over `0..=max ref` (see [`DENSE_MIN_LEN`]).
+    bits: Option<Vec<u64>>,
+}
+
+/// A postings list gets a bitmap once it holds at least this many references and at least
+/// one reference in [`DENSE_RATIO`] of the reference space: then the bitmap is no larger than
+/// the list, and a selective query probes it in O(1) per candidate instead of galloping
+/// through the list (a cache miss per step when the references are scattered).
+const DENSE_MIN_LEN: usize = 4096;
+/// See [`DENSE_MIN_LEN`]; a bitmap is dropped again below half this density.
+const DENSE_RATIO: usize = 32;
+
+fn set_bit(bits: &mut Vec<u64>, r: SeriesRef) {
+    let w = (r >> 6) as usize;
+    if w >= bits.len() {
+        bits.resize(w + 1, 0);
+    }
+    bits[w] |= 1u64 << (r & 63);
+}
+
+impl ValueSlot {
+    fn insert(&mut self, r: SeriesRef, universe: usize) {
+        insert_sorted(&mut self.postings, r);
+        match &mut self.bits {
+            Some(bits) => set_bit(bits, r),
+            None if self.postings.len() >= DENSE_MIN_LEN && self.postings.len() * DENSE_RATIO >= universe => {
+                let mut bits = Vec::with_capacity(universe.div_ceil(64));
+                for &p in &self.postings {
+                    set_bit(&mut bits, p);
+                }
+                self.bits = Some(bits);
+            }
+            None => {}
+        }
+    }
+
+    fn remove(&mut self, sorted: &[SeriesRef], universe: usize) {
+        self.postings = crate::postings::difference_slices(&self.postings, sorted);
+        if let Some(bits) = &mut self.bits {
+            for &r in sorted {
+                if let Some(w) = bits.get_mut((r >> 6) as usize) {
+                    *w &= !(1u64 << (r & 63));
+                }
+            }
+        }
+        if self.postings.len() < DENSE_MIN_LEN / 2 || self.postings.len() * DENSE_RATIO * 2 < universe {
+            self.bits = None;
+        }
+    }
 }
 
 #[derive(Default)]
@@ -57,11 +110,11 @@ impl NameTable {
         }
         let s = match self.free.pop() {
             Some(s) => {
-                self.slots[s as usize] = ValueSlot { value: value.clone(), postings: Vec::new() };
+                self.slots[s as usize] = ValueSlot { value: value.clone(), postings: Vec::new(), bits: None };
                 s
             }
             None => {
-                self.slots.push(ValueSlot { value: value.clone(), postings: Vec::new() });
+                self.slots.push(ValueSlot { value: value.clone(), postings: Vec::new(), bits: None });
                 (self.slots.len() - 1) as u32
             }
         };
@@ -131,9 +184,10 @@ impl Inner {
                     n
                 }
             };
+            let universe = self.offsets.len();
             let table = &mut self.names[n as usize];
             let s = table.slot_for(&l.value);
-            insert_sorted(&mut table.slots[s as usize].postings, r);
+            table.slots[s as usize].insert(r, universe);
             self.arena.push(n);
             self.arena.push(s);
         }
@@ -171,9 +225,10 @@ impl Inner {
         for ((n, s), mut rs) in doomed {
             rs.sort_unstable();
             rs.dedup();
+            let universe = self.offsets.len();
             let table = &mut self.names[n as usize];
             let slot = &mut table.slots[s as usize];
-            slot.postings = crate::postings::difference_slices(&slot.postings, &rs);
+            slot.remove(&rs, universe);
             if slot.postings.is_empty() {
                 let value = std::mem::take(&mut slot.value);
                 table.by_value.remove(&value);
@@ -221,7 +276,7 @@ impl Inner {
             b += t.sorted.len() * (size_of::<Arc<str>>() + 4 + 8);
             b += t.slots.capacity() * size_of::<ValueSlot>() + t.free.capacity() * 4;
             for s in &t.slots {
-                b += s.postings.capacity() * 4;
+                b += s.postings.capacity() * 4 + s.bits.as_ref().map_or(0, |w| w.capacity() * 8);
             }
         }
         b
@@ -393,6 +448,9 @@ impl MemIndex {
             t.slots.shrink_to_fit();
             for s in &mut t.slots {
                 s.postings.shrink_to_fit();
+                if let Some(b) = &mut s.bits {
+                    b.shrink_to_fit();
+                }
             }
         }
     }
@@ -429,6 +487,12 @@ impl IndexReader for MemReader<'_> {
 
     fn all_postings(&self) -> Result<Cow<'_, [SeriesRef]>, IndexError> {
         Ok(Cow::Borrowed(&self.inner.all))
+    }
+
+    fn postings_bitmap(&self, name: &str, value: &str) -> Option<&[u64]> {
+        let g = &self.inner;
+        let t = &g.names[*g.by_name.get(name)? as usize];
+        t.slots[*t.by_value.get(value)? as usize].bits.as_deref()
     }
 
     fn series_labels(&self, r: SeriesRef) -> Result<Option<Labels>, IndexError> {

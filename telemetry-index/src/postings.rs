@@ -387,6 +387,18 @@ fn bitmap_to_vec(words: &[u64], base: SeriesRef, cap: usize) -> Vec<SeriesRef> {
     out
 }
 
+/// The references of `refs` whose bit in `words` is `keep_if_set` (bits past the end of
+/// `words` count as clear).
+pub(crate) fn filter_by_bitmap(refs: &[SeriesRef], words: &[u64], keep_if_set: bool) -> Vec<SeriesRef> {
+    refs.iter()
+        .copied()
+        .filter(|&r| {
+            let set = words.get((r >> 6) as usize).is_some_and(|w| w & (1u64 << (r & 63)) != 0);
+            set == keep_if_set
+        })
+        .collect()
+}
+
 /// `a \ b` for sorted slices; gallops in `b` when it is much longer.
 pub(crate) fn difference_slices(a: &[SeriesRef], b: &[SeriesRef]) -> Vec<SeriesRef> {
     if b.is_empty() {

@@ -21,7 +21,7 @@ use std::collections::BinaryHeap;
 
 use telemetry_core::{Labels, Matcher};
 
-use crate::postings::{difference_slices, intersect_many, union_many};
+use crate::postings::{difference_slices, filter_by_bitmap, intersect_slices, union_many};
 use crate::pred::{Compiled, Pred};
 use crate::{IndexError, Postings, SeriesRef};
 
@@ -43,6 +43,14 @@ pub struct LabelPairCount {
 pub trait IndexReader {
     /// Number of series in the index.
     fn num_series(&self) -> usize;
+
+    /// A bitmap of the postings of `name="value"` when the index keeps one for this list
+    /// (dense lists): bit `r % 64` of word `r / 64` is set iff series `r` carries the pair;
+    /// words past the end are zero. `None` when there is none; queries then use the list.
+    fn postings_bitmap(&self, name: &str, value: &str) -> Option<&[u64]> {
+        let _ = (name, value);
+        None
+    }
 
     /// All label names, sorted.
     ///
@@ -105,8 +113,8 @@ pub trait IndexReader {
         if matchers.is_empty() {
             return Ok(Postings::empty());
         }
-        let mut positive: Vec<Cow<'_, [SeriesRef]>> = Vec::new();
-        let mut negative: Vec<Cow<'_, [SeriesRef]>> = Vec::new();
+        let mut positive: Vec<Sel<'_>> = Vec::new();
+        let mut negative: Vec<Sel<'_>> = Vec::new();
         // Cheap, selective matchers first so that an empty intersection stops early.
         let mut order: Vec<(usize, Compiled)> = matchers.iter().map(Compiled::new).enumerate().collect();
         order.sort_by_key(|(_, c)| cost(c));
@@ -115,35 +123,41 @@ pub trait IndexReader {
             if m.matches_empty() {
                 // Refused values are those where `pred(v) == negate`.
                 let p = values_postings(self, &m.name, &c.pred, !c.negate)?;
-                if !p.is_empty() {
+                if !p.list.is_empty() {
                     negative.push(p);
                 }
             } else {
                 let p = values_postings(self, &m.name, &c.pred, c.negate)?;
-                if p.is_empty() {
+                if p.list.is_empty() {
                     return Ok(Postings::empty());
                 }
                 positive.push(p);
             }
         }
-        let base: Vec<SeriesRef> = if positive.is_empty() {
-            self.all_postings()?.into_owned()
-        } else if positive.len() == 1 {
-            positive.pop().map(Cow::into_owned).unwrap_or_default() // ok: len is 1
-        } else {
-            let slices: Vec<&[SeriesRef]> = positive.iter().map(|c| c.as_ref()).collect();
-            intersect_many(&slices)
-        };
-        if negative.is_empty() || base.is_empty() {
-            return Ok(Postings::from_sorted_unchecked(base));
+        // Intersect from the shortest list up: a long list that has a bitmap is probed per
+        // reference of the running result, others are intersected (galloping when skewed).
+        positive.sort_by_key(|p| p.list.len());
+        let mut base: Vec<SeriesRef> =
+            if positive.is_empty() { self.all_postings()?.into_owned() } else { positive[0].list.to_vec() };
+        for p in positive.iter().skip(1) {
+            if base.is_empty() {
+                break;
+            }
+            base = match p.bits {
+                Some(bits) if probe_bitmap(base.len(), p.list.len()) => filter_by_bitmap(&base, bits, true),
+                _ => intersect_slices(&base, &p.list),
+            };
         }
-        let slices: Vec<&[SeriesRef]> = negative.iter().map(|c| c.as_ref()).collect();
-        let out = if slices.len() == 1 {
-            difference_slices(&base, slices[0])
-        } else {
-            difference_slices(&base, &union_many(&slices))
-        };
-        Ok(Postings::from_sorted_unchecked(out))
+        for n in &negative {
+            if base.is_empty() {
+                break;
+            }
+            base = match n.bits {
+                Some(bits) if probe_bitmap(base.len(), n.list.len()) => filter_by_bitmap(&base, bits, false),
+                _ => difference_slices(&base, &n.list),
+            };
+        }
+        Ok(Postings::from_sorted_unchecked(base))
     }
 
     /// Label names of the series selected by `matchers` (all names when `matchers` is empty),
@@ -276,15 +290,26 @@ fn overlaps(a: &[SeriesRef], b: &[SeriesRef]) -> bool {
     false
 }
 
+/// A matcher's series: the sorted list, and a bitmap of it when the index keeps one.
+struct Sel<'a> {
+    list: Cow<'a, [SeriesRef]>,
+    bits: Option<&'a [u64]>,
+}
+
 /// Union of the postings of every value `v` of `name` with `pred.test(v) != negate`.
 fn values_postings<'a, R: IndexReader + ?Sized>(
     r: &'a R,
     name: &str,
     pred: &Pred,
     negate: bool,
-) -> Result<Cow<'a, [SeriesRef]>, IndexError> {
+) -> Result<Sel<'a>, IndexError> {
     let mut lists: Vec<Cow<'a, [SeriesRef]>> = Vec::new();
     match (pred, negate) {
+        (Pred::Set(set), false) if set.len() == 1 => {
+            let list = r.postings(name, &set[0])?;
+            let bits = if list.is_empty() { None } else { r.postings_bitmap(name, &set[0]) };
+            return Ok(Sel { list, bits });
+        }
         (Pred::Set(set), false) => {
             for v in set {
                 if v.is_empty() {
@@ -318,12 +343,18 @@ fn values_postings<'a, R: IndexReader + ?Sized>(
             }
         }
     }
-    Ok(match lists.len() {
-        0 => Cow::Borrowed(&[]),
+    let list = match lists.len() {
+        0 => Cow::Borrowed(&[][..]),
         1 => lists.pop().unwrap_or(Cow::Borrowed(&[])), // ok: len is 1
         _ => {
             let slices: Vec<&[SeriesRef]> = lists.iter().map(|c| c.as_ref()).collect();
             Cow::Owned(union_many(&slices))
         }
-    })
+    };
+    Ok(Sel { list, bits: None })
+}
+
+/// `true` when probing a bitmap for each of `n` references beats walking a list of `m`.
+fn probe_bitmap(n: usize, m: usize) -> bool {
+    n.saturating_mul(4) < m
 }

@@ -166,3 +166,56 @@ proptest! {
         }
     }
 }
+
+/// Lists large and dense enough to carry bitmaps in the in-memory index, with removals.
+#[test]
+fn dense_lists_match_brute_force() {
+    let mut x = 0x2545_f491_u64;
+    let mut next = move |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    let mut series: Vec<(u32, Labels)> = Vec::new();
+    let idx = MemIndex::new();
+    for r in 0..30_000u32 {
+        let l = Labels::from_pairs([
+            ("__name__", ["up", "node_load1", "node_cpu_seconds_total"][next(3) as usize]),
+            ("job", ["node", "api", ""][next(3) as usize]),
+            ("instance", &format!("host-{}", next(300))),
+            ("mode", ["idle", "user", "", "", ""][next(5) as usize]),
+        ])
+        .unwrap();
+        idx.add(r, &l).unwrap();
+        series.push((r, l));
+    }
+    let queries: Vec<Vec<Matcher>> = vec![
+        vec![Matcher::equal("job", "node"), Matcher::equal("instance", "host-42")],
+        vec![Matcher::equal("instance", "host-7"), Matcher::not_equal("job", "api")],
+        vec![Matcher::equal("instance", "host-7"), Matcher::equal("job", "")],
+        vec![Matcher::regex("instance", "host-1.*").unwrap(), Matcher::equal("mode", "idle")],
+        vec![Matcher::equal("__name__", "up"), Matcher::not_regex("job", "node").unwrap()],
+        vec![Matcher::not_equal("job", "node"), Matcher::not_equal("mode", "user")],
+    ];
+    let check = |series: &[(u32, Labels)]| {
+        for q in &queries {
+            assert_eq!(idx.postings_for_matchers(q).into_vec(), brute(series, q), "{q:?}");
+        }
+    };
+    check(&series);
+    // Keeps the lists dense, so the bitmaps stay and must lose the removed bits.
+    let gone: Vec<u32> = series.iter().map(|s| s.0).filter(|r| r % 5 == 0).collect();
+    assert_eq!(idx.remove(&gone), gone.len());
+    series.retain(|(r, _)| r % 5 != 0);
+    check(&series);
+    // References reused for other series: stale bits would show up here.
+    for r in gone.iter().copied().filter(|r| r % 10 == 0) {
+        let inst = format!("host-{}", (r / 10) % 300);
+        let l = Labels::from_pairs([("__name__", "up"), ("job", "other"), ("instance", inst.as_str())]).unwrap();
+        idx.add(r, &l).unwrap();
+        series.push((r, l));
+    }
+    series.sort_by_key(|s| s.0);
+    check(&series);
+}
