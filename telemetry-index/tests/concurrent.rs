@@ -8,9 +8,9 @@ use telemetry_index::MemIndex;
 
 fn labels(i: u32) -> Labels {
     Labels::from_pairs([
-        ("__name__", if i % 2 == 0 { "up" } else { "scrape_duration_seconds" }),
+        ("__name__", if i.is_multiple_of(2) { "up" } else { "scrape_duration_seconds" }),
         ("instance", &format!("host-{}", i % 50)),
-        ("job", if i % 3 == 0 { "node" } else { "api" }),
+        ("job", if i.is_multiple_of(3) { "node" } else { "api" }),
     ])
     .unwrap()
 }
