@@ -5,11 +5,17 @@
 //! 1. **Warm-up (fallback).** The first [`DetectorConfig::warmup`] samples are scored against a
 //!    fallback baseline, an EWMA level (α = 0.1) with the robust EWMA scale below, no trend and
 //!    no season; nothing is flagged during the first 16 samples. Meanwhile the samples are kept
-//!    and the sampling step is estimated (median of positive timestamp deltas).
-//! 2. **Fit.** At the end of warm-up the season length is detected
+//!    and the sampling step is estimated (median of positive timestamp deltas, refined as total
+//!    time over total steps).
+//! 2. **Fit.** At the end of warm-up the series is classified: *regular* when at least
+//!    [`REGULAR_FRACTION`] of the timestamp deltas are within ±25% of the step, *irregular*
+//!    otherwise. A regular series' kept samples are placed on the step grid (missing slots
+//!    interpolated linearly, samples sharing a slot keep the later); an irregular one is
+//!    treated as a sequence (every new timestamp is one step, nothing is imputed). The season
+//!    length is detected
 //!    ([`detect_period`](crate::season::detect_period)), the baseline is fitted on the
 //!    kept window and the scale starts at the robust sigma of the fit's residuals.
-//! 3. **Scoring.** Each sample is placed on the step grid
+//! 3. **Scoring.** Each sample of a regular series is placed on the step grid
 //!    (`round((t − t_prev) / step)` steps after the previous one). Missing steps in between are
 //!    filled with the model's own forecast (the model advances, nothing is scored); a gap longer
 //!    than [`DetectorConfig::max_gap_steps`] makes the model stale: it is dropped and the
@@ -82,6 +88,8 @@ pub trait Baseline {
 }
 
 const FALLBACK_ALPHA: f64 = 0.1;
+/// Share of warm-up timestamp deltas within ±25% of the step for a series to count as regular.
+pub const REGULAR_FRACTION: f64 = 0.8;
 const FALLBACK_QUIET: usize = 16;
 /// √(π/2): E|X| = σ·√(2/π) for normal X.
 const ABS_TO_SIGMA: f64 = 1.253_314_137_315_500_3;
@@ -95,6 +103,7 @@ pub struct ResidualDetector<B> {
     history: VecDeque<f64>,
     deltas: Vec<i64>,
     step_ms: i64,
+    sequence: bool,
     last_ts: Option<i64>,
     last_expected: f64,
     period: Option<usize>,
@@ -120,6 +129,7 @@ impl<B: Baseline + Clone> ResidualDetector<B> {
             history: VecDeque::new(),
             deltas: Vec::new(),
             step_ms: 0,
+            sequence: false,
             last_ts: None,
             last_expected: f64::NAN,
             period: None,
@@ -154,6 +164,12 @@ impl<B: Baseline + Clone> ResidualDetector<B> {
         self.step_ms
     }
 
+    /// Whether the series was found irregular at the last fit and is treated as a sequence
+    /// (every new timestamp is one step).
+    pub fn is_sequence(&self) -> bool {
+        self.sequence
+    }
+
     /// Current robust scale.
     pub fn scale(&self) -> f64 {
         self.scale.max(self.scale_floor)
@@ -175,10 +191,26 @@ impl<B: Baseline + Clone> ResidualDetector<B> {
     }
 
     fn fit_now(&mut self) {
-        let mut d = std::mem::take(&mut self.deltas);
-        d.retain(|&x| x > 0);
-        let step = median(&d.iter().map(|&x| x as f64).collect::<Vec<_>>()).unwrap_or(1.0);
+        let deltas = std::mem::take(&mut self.deltas);
+        let positive: Vec<f64> = deltas.iter().filter(|&&x| x > 0).map(|&x| x as f64).collect();
+        let rough = median(&positive).unwrap_or(1.0);
+        // Refine: total time over total grid steps, so missed samples (deltas of 2, 3 steps)
+        // and jitter do not bias the step as they bias the median.
+        let (mut time, mut steps) = (0.0, 0.0);
+        for &d in &positive {
+            let k = (d / rough).round();
+            if k >= 1.0 {
+                time += d;
+                steps += k;
+            }
+        }
+        let step = if steps > 0.0 { time / steps } else { rough };
         self.step_ms = (step.round() as i64).max(1);
+        let on_grid = positive.iter().filter(|&&d| (d / step - 1.0).abs() < 0.25).count();
+        self.sequence = (on_grid as f64) < REGULAR_FRACTION * positive.len() as f64;
+        if !self.sequence {
+            self.regrid(&deltas);
+        }
         let hist = self.history.make_contiguous();
         let mean_abs = hist.iter().map(|v| v.abs()).sum::<f64>() / hist.len().max(1) as f64;
         self.scale_floor = (self.cfg.min_scale_fraction * mean_abs).max(1e-12);
@@ -189,6 +221,34 @@ impl<B: Baseline + Clone> ResidualDetector<B> {
         self.scale = self.initial_scale().max(self.scale_floor);
         self.since_refit = 0;
         self.since_full = 0;
+    }
+
+    /// Places the warm-up samples (kept back to back) on the step grid: samples sharing a grid
+    /// slot keep the later one, missing slots (up to `max_gap_steps` per gap) are filled by
+    /// linear interpolation. `deltas[i]` is the time between kept samples `i` and `i + 1`.
+    fn regrid(&mut self, deltas: &[i64]) {
+        let old: Vec<f64> = self.history.drain(..).collect();
+        if old.is_empty() {
+            return;
+        }
+        let mut grid = vec![old[0]];
+        for (i, &v) in old.iter().enumerate().skip(1) {
+            let d = deltas.get(i - 1).copied().unwrap_or(self.step_ms);
+            let k = ((d as f64 / self.step_ms as f64).round() as u64).min(self.cfg.max_gap_steps + 1);
+            let prev = *grid.last().unwrap_or(&v); // ok: grid starts non-empty
+            if k == 0 {
+                if let Some(last) = grid.last_mut() {
+                    *last = v;
+                }
+                continue;
+            }
+            for j in 1..k {
+                grid.push(prev + (v - prev) * j as f64 / k as f64);
+            }
+            grid.push(v);
+        }
+        let skip = grid.len().saturating_sub(self.cfg.history);
+        self.history.extend(grid.into_iter().skip(skip));
     }
 
     fn initial_scale(&mut self) -> f64 {
@@ -254,7 +314,7 @@ impl<B: Baseline + Clone> ResidualDetector<B> {
             let clipped = expected + s.residual.clamp(-lim, lim);
             self.level += FALLBACK_ALPHA * (if quiet { value } else { clipped } - self.level);
             self.update_scale(s.residual);
-            if let Some(prev) = self.last_ts {
+            if let (Some(prev), false) = (self.last_ts, self.history.is_empty()) {
                 self.deltas.push(ts - prev);
             }
             self.push_history(value);
@@ -283,12 +343,13 @@ impl<B: Baseline + Clone> Detector for ResidualDetector<B> {
             self.warm_update(ts, value, dup)
         } else {
             let last = self.last_ts.unwrap_or(ts); // ok: fitted implies a previous sample
-            let steps = ((ts - last) as f64 / self.step_ms as f64).round() as u64;
-            if steps == 0 {
+            let gap_steps = ((ts - last) as f64 / self.step_ms as f64).round() as u64;
+            let steps = if self.sequence && ts > last { 1 } else { gap_steps };
+            if ts == last || steps == 0 {
                 // Duplicate grid position: score against the previous forecast, learn nothing.
                 let expected = self.last_expected;
                 self.make_score(ts, value, expected, ModelState::Ready, false)
-            } else if steps - 1 > self.cfg.max_gap_steps {
+            } else if gap_steps.saturating_sub(1) > self.cfg.max_gap_steps {
                 self.go_stale(value);
                 self.warm_update(ts, value, false)
             } else {

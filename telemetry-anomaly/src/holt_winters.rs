@@ -24,6 +24,10 @@ use crate::detector::Baseline;
 use crate::optimize::nelder_mead;
 use crate::stats::mad_sigma;
 
+/// In [`Seasonality::Auto`], the multiplicative form is chosen only when its one-step loss is
+/// below this fraction of the additive form's.
+pub const MULTIPLICATIVE_GAIN: f64 = 0.9;
+
 /// Smoothing parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HwParams {
@@ -248,7 +252,10 @@ impl HoltWinters {
             };
             let budget = if warm { 40 } else { 80 };
             let (u, loss) = nelder_mead(&mut objective, start.to_unconstrained(), 0.7, budget, 1e-4);
-            if best.is_none_or(|(b, _, _)| loss < b) {
+            // The multiplicative form must beat the additive one clearly: near-zero levels make
+            // it unstable, so it is taken only for a real gain.
+            let needed = if mult { MULTIPLICATIVE_GAIN } else { 1.0 };
+            if best.is_none_or(|(b, _, _)| loss < b * needed) {
                 let mut p = HwParams::from_unconstrained(&u);
                 if !seasonal {
                     p.gamma = 0.0;

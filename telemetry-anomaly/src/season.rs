@@ -5,7 +5,8 @@
 //! maximum, at least [`MIN_ACF`], at least [`MIN_PROMINENCE`] above the lowest
 //! autocorrelation at shorter lags (a trend or random walk has a slowly decaying ACF with no
 //! trough, so it is not mistaken for a season), and the window holds two full periods. The
-//! daily and weekly periods implied by the sampling step win when they qualify; otherwise the
+//! daily and weekly periods implied by the sampling step win when they qualify (weekly only
+//! when its autocorrelation beats the daily one by 0.1); otherwise the
 //! first peak within 0.1 of the highest one is taken (the fundamental rather than a multiple).
 //! Windows longer than [`EXHAUSTIVE_MAX`] points only test the calendar periods.
 
@@ -13,6 +14,9 @@
 pub const MIN_ACF: f64 = 0.3;
 /// Minimum rise of the ACF peak above the trough before it.
 pub const MIN_PROMINENCE: f64 = 0.2;
+/// How much higher the weekly autocorrelation must be than the daily one for the weekly
+/// period to be chosen.
+pub const WEEKLY_MARGIN: f64 = 0.1;
 /// Longest window for which every lag is tested (O(n²/2) multiply-adds).
 pub const EXHAUSTIVE_MAX: usize = 4096;
 
@@ -84,11 +88,17 @@ pub fn detect_period(values: &[f64], step_ms: i64, max_period: usize) -> Option<
             }
         }
         let near = |lag: usize, target: usize| lag.abs_diff(target) <= (target / 50).max(1);
-        let cal =
-            peaks.iter().filter(|(lag, _)| calendar.iter().any(|&t| near(*lag, t))).max_by(|a, b| a.1.total_cmp(&b.1));
-        if let Some((lag, _)) = cal {
-            // Snap to the exact calendar period: noise moves the peak by a few lags.
-            return calendar.iter().copied().find(|&t| near(*lag, t)).or(Some(*lag));
+        // Best peak near each calendar period; the longer period (weekly) wins only when its
+        // autocorrelation is clearly higher, since a daily season also peaks at a week.
+        let mut cal: Option<(usize, f64)> = None;
+        for &t in &calendar {
+            let here = peaks.iter().filter(|(lag, _)| near(*lag, t)).map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+            if here.is_finite() && cal.is_none_or(|(_, c)| here > c + WEEKLY_MARGIN) {
+                cal = Some((t, here));
+            }
+        }
+        if let Some((t, _)) = cal {
+            return Some(t);
         }
         let best = peaks.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
         return peaks.into_iter().find(|p| p.1 >= best - 0.1).map(|p| p.0);
@@ -103,7 +113,7 @@ pub fn detect_period(values: &[f64], step_ms: i64, max_period: usize) -> Option<
                 && c - trough >= MIN_PROMINENCE
                 && c >= acf(&x, var_sum, lag - 1)
                 && c >= acf(&x, var_sum, lag + 1)
-                && best.is_none_or(|(_, b)| c > b)
+                && best.is_none_or(|(t, b)| if t < target { c > b + WEEKLY_MARGIN } else { c > b })
             {
                 best = Some((target, c));
             }

@@ -18,7 +18,7 @@ pub const NO_SEASON_TREND_LENGTH: usize = 31;
 /// STL options.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StlOptions {
-    /// Periods of data in the decomposed window (default 4; at least 2 are needed).
+    /// Periods of data in the decomposed window (default 8; at least 2 are needed).
     pub window_periods: usize,
     /// Window length without a season (default 256 points).
     pub window_no_season: usize,
@@ -32,7 +32,7 @@ pub struct StlOptions {
 
 impl Default for StlOptions {
     fn default() -> Self {
-        StlOptions { window_periods: 4, window_no_season: 256, refit_every: 0, robust: false }
+        StlOptions { window_periods: 8, window_no_season: 256, refit_every: 0, robust: false }
     }
 }
 
