@@ -335,8 +335,39 @@ pub(crate) fn decode_stream(body: &[u8], n: usize, ts: &mut Vec<i64>, vs: &mut V
     ts.reserve(cap);
     vs.reserve(cap);
     let mut d = XorDecoder::new(BitReader::new(body));
-    for _ in 0..n {
+    for _ in 0..n.min(2) {
         let (t, v) = d.next_sample()?;
+        ts.push(t);
+        vs.push(f64::from_bits(v));
+    }
+    // The steady state with the decoder state in locals.
+    let XorDecoder { mut r, mut t, mut v, t_delta: mut delta, leading, trailing, .. } = d;
+    let (mut lead, mut trail) = (leading as u32, trailing as u32);
+    for i in 2..n {
+        let dod = read_dod(&mut r)?;
+        delta = delta.wrapping_add(dod as u64);
+        t = t.wrapping_add(delta as i64);
+        let p = r.peek_lenient(2);
+        if p & 0b10 == 0 {
+            r.consume(1)?;
+        } else {
+            r.consume(2)?;
+            if p & 0b01 != 0 {
+                let h = r.read_bits(11)?;
+                let l = (h >> 6) as u32;
+                let mut m = (h & 63) as u32;
+                if m == 0 {
+                    m = 64;
+                }
+                if l + m > 64 {
+                    return Err(ChunkError::BadValueWindow { index: i, leading: l, significant: m });
+                }
+                lead = l;
+                trail = 64 - l - m;
+            }
+            let bits = r.read_bits(64 - lead - trail)?;
+            v ^= bits << trail;
+        }
         ts.push(t);
         vs.push(f64::from_bits(v));
     }
