@@ -45,10 +45,13 @@
 //! │ ≤ 18 │ ≤ e  │ 0..=2    │              │        bits: u64 LE)        │                          │
 //! └──────┴──────┴──────────┴──────────────┴─────────────────────────────┴──────────────────────────┘
 //! PACK (n integers, difference order 0..=2):
-//! ┌──────────────────────────┬────────────────┬───────┬────────────────────────────────────────────┐
-//! │ order seeds: varint (zz) │ min: varint(zz)│ bw:u8 │ (order-th differences - min): bw bits each,│
-//! │ (first `order` values)   │                │ ≤ 64  │ n - order of them, MSB first, byte-padded  │
-//! └──────────────────────────┴────────────────┴───────┴────────────────────────────────────────────┘
+//! ┌──────────────────────────┬────────────────┬─────────┬──────────────────────────────────────────┐
+//! │ order seeds: varint (zz) │ min: varint(zz)│ mode:u8 │ x = (order-th differences - min), n-order│
+//! │ (first `order` values)   │                │         │ of them, MSB first, byte-padded:         │
+//! └──────────────────────────┴────────────────┴─────────┴──────────────────────────────────────────┘
+//!   mode 0..=64: bit width bw, each x in bw bits;
+//!   mode 0x80 | k (k < 56): exponential-Golomb of order k, y = x + 2^k written as
+//!   (bits(y) - k - 1) zero bits then y in bits(y) bits (bits(y) ≤ 56).
 //!   value i = d_i · 10^f · 10^-e (ALP's decode); exceptions (values that do not scale exactly) are stored
 //!   verbatim at positions given as gaps from the previous exception (first gap from 0).
 //! ```
@@ -249,13 +252,47 @@ fn pack_ints(digits: &[i64], order: u8, out: &mut Vec<u8>) {
     let max = rest.iter().copied().max().unwrap_or(0);
     let bw = 64 - (max.wrapping_sub(min) as u64).leading_zeros();
     put_varint(out, min);
-    out.push(bw as u8);
-    let mut w = BitWriter::with_capacity(rest.len() * bw as usize / 8 + 8);
-    for &x in rest {
-        w.write_bits(x.wrapping_sub(min) as u64, bw);
+    // Exponential-Golomb codes of order k beat fixed widths on skewed data (a few outliers).
+    let mut best_k = None;
+    let mut best = rest.len() as u64 * bw as u64;
+    if bw <= EG_MAX_BITS - 1 {
+        for k in 0..=bw {
+            let cost: u64 = rest
+                .iter()
+                .map(|&x| {
+                    let len = 64 - (x.wrapping_sub(min) as u64 + (1u64 << k)).leading_zeros();
+                    (2 * len - k - 1) as u64
+                })
+                .sum();
+            if cost < best {
+                best = cost;
+                best_k = Some(k);
+            }
+        }
+    }
+    let mut w = BitWriter::with_capacity(best as usize / 8 + 8);
+    match best_k {
+        None => {
+            out.push(bw as u8);
+            for &x in rest {
+                w.write_bits(x.wrapping_sub(min) as u64, bw);
+            }
+        }
+        Some(k) => {
+            out.push(0x80 | k as u8);
+            for &x in rest {
+                let y = x.wrapping_sub(min) as u64 + (1u64 << k);
+                let len = 64 - y.leading_zeros();
+                w.write_bits(0, len - k - 1);
+                w.write_bits(y, len);
+            }
+        }
     }
     out.extend_from_slice(w.finish());
 }
+
+/// Longest exponential-Golomb code word accepted (bits of `x + 2^k`).
+const EG_MAX_BITS: u32 = 56;
 
 fn check(ts: &[i64], vs: &[f64]) -> Result<(), ChunkError> {
     if ts.len() != vs.len() {
@@ -384,21 +421,43 @@ fn unpack_ints(b: &[u8], mut pos: usize, base: usize, n: usize, order: usize) ->
         *s = get_varint(b, &mut pos)?;
     }
     let min = get_varint(b, &mut pos)?;
-    let bw = *b.get(pos).ok_or(corrupt("store bit width", pos))? as u32;
+    let flag = *b.get(pos).ok_or(corrupt("store bit width", pos))? as u32;
     pos += 1;
-    if bw > 64 {
-        return Err(corrupt("store bit width", pos - 1));
-    }
-    let packed = &b[pos..];
     let m = n - seeds;
-    if (m as u64) * (bw as u64) > packed.len() as u64 * 8 {
-        return Err(ChunkError::UnexpectedEof { bit_offset: (base + pos) * 8, needed: bw });
-    }
+    let packed = &b[pos..];
     let mut r = BitReader::new(packed);
     let mut d: Vec<i64> = Vec::with_capacity(n);
     d.extend_from_slice(&seed[..seeds]);
-    for _ in 0..m {
-        d.push((r.read_bits(bw)? as i64).wrapping_add(min));
+    if flag & 0x80 == 0 {
+        let bw = flag;
+        if bw > 64 {
+            return Err(corrupt("store bit width", pos - 1));
+        }
+        if (m as u64) * (bw as u64) > packed.len() as u64 * 8 {
+            return Err(ChunkError::UnexpectedEof { bit_offset: (base + pos) * 8, needed: bw });
+        }
+        for _ in 0..m {
+            d.push((r.read_bits(bw)? as i64).wrapping_add(min));
+        }
+    } else {
+        let k = flag & 0x7f;
+        if k >= EG_MAX_BITS {
+            return Err(corrupt("store Golomb order", pos - 1));
+        }
+        // Every code word takes at least k + 1 bits.
+        if (m as u64) * (k as u64 + 1) > packed.len() as u64 * 8 {
+            return Err(ChunkError::UnexpectedEof { bit_offset: (base + pos) * 8, needed: k + 1 });
+        }
+        for _ in 0..m {
+            let z = r.peek_lenient(EG_MAX_BITS).leading_zeros() - (64 - EG_MAX_BITS);
+            let len = z + k + 1;
+            if len > EG_MAX_BITS {
+                return Err(corrupt("store Golomb code", pos + r.bit_pos() / 8));
+            }
+            r.consume(z)?;
+            let y = r.read_bits(len)?;
+            d.push(((y - (1u64 << k)) as i64).wrapping_add(min));
+        }
     }
     // Undo the differences, innermost first.
     for k in (0..seeds).rev() {
@@ -406,7 +465,7 @@ fn unpack_ints(b: &[u8], mut pos: usize, base: usize, n: usize, order: usize) ->
             d[i] = d[i].wrapping_add(d[i - 1]);
         }
     }
-    let end = pos + (m * bw as usize).div_ceil(8);
+    let end = pos + r.bit_pos().div_ceil(8);
     Ok((d, end))
 }
 
