@@ -255,7 +255,7 @@ fn pack_ints(digits: &[i64], order: u8, out: &mut Vec<u8>) {
     // Exponential-Golomb codes of order k beat fixed widths on skewed data (a few outliers).
     let mut best_k = None;
     let mut best = rest.len() as u64 * bw as u64;
-    if bw <= EG_MAX_BITS - 1 {
+    if bw < EG_MAX_BITS {
         for k in 0..=bw {
             let cost: u64 = rest
                 .iter()
