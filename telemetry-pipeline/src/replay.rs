@@ -406,6 +406,12 @@ impl Capture {
         self.series.len()
     }
 
+    /// The timestamps (ms) and values of series `i` (an index into [`series`](Self::series)),
+    /// in file order.
+    pub fn column(&self, i: usize) -> Option<(&[i64], &[f64])> {
+        Some((self.timestamps.get(i)?, self.values.get(i)?))
+    }
+
     /// Smallest and largest timestamp, ms.
     pub fn time_range(&self) -> Option<(i64, i64)> {
         let min = self.timestamps.iter().filter_map(|t| t.iter().min()).min()?;
