@@ -73,9 +73,12 @@ fn memory_per_key(set: AggregateSet, label: &str) {
         run(&mut agg, &refs, &values, &mut t0);
     }
     let bytes = agg.memory_bytes();
+    let window = agg.window_memory_bytes();
     println!(
-        "memory per key ({label}): {:.0} bytes ({} keys, {} open windows, {} bytes total)",
-        bytes as f64 / KEYS as f64,
+        "memory per key ({label}): {:.0} bytes in the open window + {:.0} bytes of series/key tables \
+         ({} keys, {} open window, {} bytes total)",
+        window as f64 / KEYS as f64,
+        (bytes - window) as f64 / KEYS as f64,
         agg.keys(),
         agg.open_windows(),
         bytes

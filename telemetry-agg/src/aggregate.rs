@@ -311,6 +311,9 @@ mod nonfinite {
 ///
 /// Stale markers and other non-finite values are counted (`stale`, `non_finite`) and kept out
 /// of the value aggregates.
+///
+/// Count, sum, min and max sit inline (one cache line); the other components, when selected,
+/// sit in one boxed [`Extras`] allocated when the key's window opens.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WindowAggregate {
     /// Kept samples (unweighted).
@@ -329,25 +332,34 @@ pub struct WindowAggregate {
     pub stale: u64,
     /// NaN (other than the stale marker) and infinite values seen.
     pub non_finite: u64,
-    /// Mean and variance accumulator, when the standard deviation is selected.
+    /// The other selected components.
+    pub extras: Option<Box<Extras>>,
+}
+
+/// The components of a [`WindowAggregate`] beyond count, sum, min and max; each is present
+/// when selected.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Extras {
+    /// Mean and variance accumulator (standard deviation).
     pub moments: Option<Moments>,
-    /// Earliest sample, when selected.
+    /// Earliest sample.
     pub first: Option<Sample>,
-    /// Latest sample, when selected.
+    /// Latest sample.
     pub last: Option<Sample>,
-    /// t-digest, when selected.
+    /// t-digest.
     pub tdigest: Option<TDigestSketch>,
-    /// DDSketch, when selected.
+    /// DDSketch.
     pub ddsketch: Option<DdSketch>,
-    /// HyperLogLog, when selected.
+    /// HyperLogLog.
     pub distinct: Option<DistinctCount>,
-    /// Counter progress per series, when selected.
+    /// Counter pieces per series.
     pub counter: Option<CounterAgg>,
 }
 
 /// Compact switches read on the per-sample path.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Flags {
+    pub any_extra: bool,
     pub moments: bool,
     pub first: bool,
     pub last: bool,
@@ -358,14 +370,17 @@ pub(crate) struct Flags {
 
 impl Flags {
     pub(crate) fn of(set: &AggregateSet) -> Self {
-        Flags {
+        let mut f = Flags {
+            any_extra: false,
             moments: set.stddev,
             first: set.first,
             last: set.last,
             counter: set.counter,
             sketches: set.tdigest.is_some() || set.ddsketch.is_some(),
             distinct: set.distinct.is_some(),
-        }
+        };
+        f.any_extra = f.moments || f.first || f.last || f.counter || f.sketches || f.distinct;
+        f
     }
 }
 
@@ -374,17 +389,9 @@ fn earlier(a: &Sample, b: &Sample) -> bool {
     (a.timestamp_ms, a.value.to_bits()) < (b.timestamp_ms, b.value.to_bits())
 }
 
-impl WindowAggregate {
-    /// An empty aggregate with the components `set` selects.
-    pub fn new(set: &AggregateSet) -> Self {
-        WindowAggregate {
-            samples: 0,
-            weight: 0.0,
-            sum: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-            stale: 0,
-            non_finite: 0,
+impl Extras {
+    fn new(set: &AggregateSet) -> Self {
+        Extras {
             moments: set.stddev.then(Moments::default),
             first: None,
             last: None,
@@ -395,24 +402,9 @@ impl WindowAggregate {
         }
     }
 
-    /// Adds one sample of series `series_fp` with weight `w` (> 0). `distinct_hash` is the item
-    /// for the distinct count (a label value's hash, or `None` to hash the value).
     #[inline]
-    pub(crate) fn observe(&mut self, f: Flags, series_fp: u64, s: Sample, w: f64, distinct_hash: Option<u64>) {
+    fn observe(&mut self, f: Flags, series_fp: u64, s: Sample, w: f64, distinct_hash: Option<u64>) {
         let v = s.value;
-        if !v.is_finite() {
-            if s.is_stale() {
-                self.stale += 1;
-            } else {
-                self.non_finite += 1;
-            }
-            return;
-        }
-        self.samples += 1;
-        self.weight += w;
-        self.sum += w * v;
-        self.min = self.min.min(v);
-        self.max = self.max.max(v);
         if f.moments
             && let Some(m) = &mut self.moments
         {
@@ -444,21 +436,7 @@ impl WindowAggregate {
         }
     }
 
-    /// Adds one sample of series `series` with weight `weight` (> 0) outside an
-    /// [`Aggregator`](crate::Aggregator): `set` must be the set this aggregate was built with.
-    /// The distinct count (if any) counts values.
-    pub fn add(&mut self, set: &AggregateSet, series: telemetry_core::Fingerprint, sample: Sample, weight: f64) {
-        self.observe(Flags::of(set), series.as_u64(), sample, weight, None);
-    }
-
-    /// Merges `o` into `self`. Count, min, max, first, last and the distinct count merge
-    /// exactly in any order; sums, moments and increases merge up to floating-point rounding
-    /// (exactly when the values are integers below 2^53); the quantile sketches merge within
-    /// their error bounds.
-    ///
-    /// # Errors
-    /// [`MergeError`] when the two were built with different aggregate sets or parameters.
-    pub fn merge(&mut self, o: &WindowAggregate) -> Result<(), MergeError> {
+    fn merge(&mut self, o: &Extras) -> Result<(), MergeError> {
         fn shape<T>(a: &Option<T>, b: &Option<T>, what: &'static str) -> Result<(), MergeError> {
             if a.is_some() != b.is_some() { Err(MergeError::Shape(what)) } else { Ok(()) }
         }
@@ -481,13 +459,6 @@ impl WindowAggregate {
         if let (Some(a), Some(b)) = (&mut self.distinct, &o.distinct) {
             a.merge(b);
         }
-        self.samples += o.samples;
-        self.weight += o.weight;
-        self.sum += o.sum;
-        self.min = self.min.min(o.min);
-        self.max = self.max.max(o.max);
-        self.stale += o.stale;
-        self.non_finite += o.non_finite;
         if let (Some(a), Some(b)) = (&mut self.moments, &o.moments) {
             a.merge(b);
         }
@@ -507,34 +478,112 @@ impl WindowAggregate {
         Ok(())
     }
 
-    /// Folds counter pieces (see [`CounterAgg::compact`]).
-    pub fn compact(&mut self) {
-        if let Some(c) = &mut self.counter {
-            c.compact();
-        }
-    }
-
-    /// Compresses sketch buffers and releases spare capacity (called when a window closes).
-    pub fn shrink(&mut self) {
-        if let Some(t) = &mut self.tdigest {
-            t.shrink();
-        }
-    }
-
-    /// Approximate bytes held, inline and on the heap.
-    pub fn memory_bytes(&self) -> usize {
+    fn heap_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
             + self.tdigest.as_ref().map_or(0, |t| t.heap_bytes())
             + self.ddsketch.as_ref().map_or(0, |d| d.heap_bytes())
             + self.distinct.as_ref().map_or(0, |d| d.heap_bytes())
             + self.counter.as_ref().map_or(0, |c| c.series.capacity() * (8 + std::mem::size_of::<CounterPieces>() + 1))
     }
+}
+
+impl WindowAggregate {
+    /// An empty aggregate with the components `set` selects.
+    pub fn new(set: &AggregateSet) -> Self {
+        let f = Flags::of(set);
+        WindowAggregate {
+            samples: 0,
+            weight: 0.0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            stale: 0,
+            non_finite: 0,
+            extras: f.any_extra.then(|| Box::new(Extras::new(set))),
+        }
+    }
+
+    /// Adds one sample of series `series_fp` with weight `w` (> 0). `distinct_hash` is the item
+    /// for the distinct count (a label value's hash, or `None` to hash the value).
+    #[inline]
+    pub(crate) fn observe(&mut self, f: Flags, series_fp: u64, s: Sample, w: f64, distinct_hash: Option<u64>) {
+        let v = s.value;
+        if !v.is_finite() {
+            if s.is_stale() {
+                self.stale += 1;
+            } else {
+                self.non_finite += 1;
+            }
+            return;
+        }
+        self.samples += 1;
+        self.weight += w;
+        self.sum += w * v;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        if f.any_extra
+            && let Some(x) = &mut self.extras
+        {
+            x.observe(f, series_fp, s, w, distinct_hash);
+        }
+    }
+
+    /// Adds one sample of series `series` with weight `weight` (> 0) outside an
+    /// [`Aggregator`](crate::Aggregator): `set` must be the set this aggregate was built with.
+    /// The distinct count (if any) counts values.
+    pub fn add(&mut self, set: &AggregateSet, series: telemetry_core::Fingerprint, sample: Sample, weight: f64) {
+        self.observe(Flags::of(set), series.as_u64(), sample, weight, None);
+    }
+
+    /// Merges `o` into `self`. Count, min, max, first, last, the distinct count and the
+    /// DDSketch merge exactly in any order; sums and moments merge up to floating-point
+    /// rounding (exactly when the values are integers below 2^53); counter increases are
+    /// computed from time-sorted pieces, so they do not depend on the merge order; the t-digest
+    /// merges within its error bounds.
+    ///
+    /// # Errors
+    /// [`MergeError`] when the two were built with different aggregate sets or parameters.
+    pub fn merge(&mut self, o: &WindowAggregate) -> Result<(), MergeError> {
+        match (&mut self.extras, &o.extras) {
+            (Some(a), Some(b)) => a.merge(b)?,
+            (None, None) => {}
+            _ => return Err(MergeError::Shape("extras")),
+        }
+        self.samples += o.samples;
+        self.weight += o.weight;
+        self.sum += o.sum;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        self.stale += o.stale;
+        self.non_finite += o.non_finite;
+        Ok(())
+    }
+
+    /// Folds counter pieces (see [`CounterAgg::compact`]).
+    pub fn compact(&mut self) {
+        if let Some(c) = self.extras.as_mut().and_then(|x| x.counter.as_mut()) {
+            c.compact();
+        }
+    }
+
+    /// Compresses sketch buffers and releases spare capacity (called when a window closes).
+    pub fn shrink(&mut self) {
+        if let Some(t) = self.extras.as_mut().and_then(|x| x.tdigest.as_mut()) {
+            t.shrink();
+        }
+    }
+
+    /// Approximate bytes held, inline and on the heap.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.extras.as_ref().map_or(0, |x| x.heap_bytes())
+    }
 
     /// Reads the selected values. `window_ms` is the window width, used for the rate.
     pub fn values(&self, set: &AggregateSet, window_ms: i64) -> AggregateValues {
         let nonempty = self.samples > 0;
         let opt = |sel: bool, v: f64| (sel && nonempty).then_some(v);
-        let (increase, resets) = match (&self.counter, set.counter) {
+        let x = self.extras.as_deref();
+        let (increase, resets) = match (x.and_then(|x| x.counter.as_ref()), set.counter) {
             (Some(c), true) if !c.series.is_empty() => {
                 let (i, r) = c.totals();
                 (Some(i), Some(r))
@@ -551,15 +600,15 @@ impl WindowAggregate {
             min: opt(set.min, self.min),
             max: opt(set.max, self.max),
             mean: opt(set.mean, self.sum / self.weight),
-            stddev: self.moments.as_ref().filter(|_| set.stddev).and_then(|m| m.variance()).map(f64::sqrt),
-            first: self.first.filter(|_| set.first),
-            last: self.last.filter(|_| set.last),
-            tdigest: self.tdigest.as_ref().filter(|_| nonempty).and_then(|t| {
+            stddev: x.and_then(|x| x.moments.as_ref()).filter(|_| set.stddev).and_then(|m| m.variance()).map(f64::sqrt),
+            first: x.and_then(|x| x.first).filter(|_| set.first),
+            last: x.and_then(|x| x.last).filter(|_| set.last),
+            tdigest: x.and_then(|x| x.tdigest.as_ref()).filter(|_| nonempty).and_then(|t| {
                 let v = t.quantiles(&set.quantiles)?;
                 Some(set.quantiles.iter().zip(v).map(|(&q, value)| Quantile { q, value }).collect())
             }),
-            ddsketch: self.ddsketch.as_ref().filter(|_| nonempty).map(|d| qs(&|q| d.quantile(q))),
-            distinct: self.distinct.as_ref().map(|d| d.estimate()),
+            ddsketch: x.and_then(|x| x.ddsketch.as_ref()).filter(|_| nonempty).map(|d| qs(&|q| d.quantile(q))),
+            distinct: x.and_then(|x| x.distinct.as_ref()).map(|d| d.estimate()),
             increase,
             rate: increase.map(|i| i / (window_ms as f64 / 1000.0)),
             resets,

@@ -12,8 +12,9 @@
 //!   typed error or eviction ([`KeyOverflow`], [`WindowOverflow`]).
 //! - [`AggregateSet`]: count, sum, min, max, mean, standard deviation (Welford/West, merged
 //!   with Chan's formula), first/last, quantiles from a t-digest (`tdigest` crate) and a
-//!   DDSketch (`sketches-ddsketch`), HyperLogLog distinct counts (`probabilistic-collections`)
-//!   of values or of a label's values, counter increase/rate with PromQL's reset handling.
+//!   DDSketch (`sketches-ddsketch`), HyperLogLog++ distinct counts (`cardinality-estimator`:
+//!   `probabilistic-collections` fails the accuracy checks, see [`DistinctCount`]) of values or
+//!   of a label's values, counter increase/rate with PromQL's reset handling.
 //!   Every aggregate is mergeable and serde-serializable ([`WindowAggregate::merge`],
 //!   [`rollup`]), so hourly rollups are built from minutely ones without raw data.
 //! - [`sampling`]: full, probabilistic, rate-limited, adaptive and reservoir policies chosen
@@ -21,6 +22,12 @@
 //!   unbiased (the module docs explain why values themselves are never scaled).
 //!
 //! Timestamps are `i64` milliseconds since the Unix epoch.
+//!
+//! Accuracy (measured by `tests/accuracy.rs`; run it with `--nocapture` for the figures):
+//! DDSketch quantiles stay within their relative accuracy `alpha` (default 1 %) of the exact
+//! value at the quantile's rank; t-digest (compression 100) p99 rank errors stay below 0.5 %
+//! on log-normal and Pareto data, also after 60 one-minute windows are rolled up into an hour;
+//! the distinct count stays within 2 % at 1k, 100k and 10M items, also after rollup.
 //!
 //! ```
 //! use telemetry_agg::{AggregateSet, Aggregator, AggregatorConfig, Grouping, TDigestConfig, rollup};
@@ -64,7 +71,7 @@ pub mod window;
 
 pub use aggregate::{
     AggregateSet, AggregateValues, CounterAgg, CounterPieces, CounterState, DEFAULT_QUANTILES, DistinctConfig,
-    DistinctSource, Quantile, TDigestConfig, WindowAggregate,
+    DistinctSource, Extras, Quantile, TDigestConfig, WindowAggregate,
 };
 pub use error::{AggError, ConfigError, MergeError};
 pub use sampling::{Decision, Policy, RetainedSample, Sampler, SamplerStats, SamplingConfig, SamplingRule};

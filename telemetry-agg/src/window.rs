@@ -301,7 +301,6 @@ struct SeriesHot {
 #[derive(Debug, Clone)]
 struct SeriesCold {
     labels: Labels,
-    key_labels: Labels,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -373,6 +372,8 @@ pub struct Aggregator {
     closed_until: i64,
     out: Vec<WindowRecord>,
     stats: AggStats,
+    /// Keep last-seen times (only eviction reads them).
+    track_idle: bool,
 }
 
 impl Aggregator {
@@ -389,6 +390,7 @@ impl Aggregator {
             },
             None => None,
         };
+        let cfg_track_idle = cfg.key_overflow == KeyOverflow::EvictIdle;
         Ok(Aggregator {
             flags: Flags::of(&cfg.aggregates),
             distinct_label,
@@ -408,6 +410,7 @@ impl Aggregator {
             closed_until: i64::MIN,
             out: Vec::new(),
             stats: AggStats::default(),
+            track_idle: cfg_track_idle,
         })
     }
 
@@ -442,18 +445,22 @@ impl Aggregator {
         self.live_series
     }
 
-    /// Approximate bytes held by open windows' aggregates and the key and series tables
-    /// (label strings are shared with the caller and not counted).
-    pub fn memory_bytes(&self) -> usize {
-        let windows: usize = self
-            .windows
+    /// Approximate bytes held by the open windows (aggregates and their index).
+    pub fn window_memory_bytes(&self) -> usize {
+        self.windows
             .iter()
             .map(|w| {
                 w.slot_of.capacity() * 4
                     + (w.aggs.capacity() - w.aggs.len()) * std::mem::size_of::<(u32, WindowAggregate)>()
                     + w.aggs.iter().map(|(_, a)| 4 + a.memory_bytes()).sum::<usize>()
             })
-            .sum();
+            .sum()
+    }
+
+    /// Approximate bytes held by open windows and by the key and series tables (label strings
+    /// are shared with the caller and not counted).
+    pub fn memory_bytes(&self) -> usize {
+        let windows = self.window_memory_bytes();
         let tables = self.series_hot.capacity() * std::mem::size_of::<SeriesHot>()
             + self.series_cold.capacity() * std::mem::size_of::<SeriesCold>()
             + self.series_by_fp.capacity() * (8 + std::mem::size_of::<SmallVec<[u32; 1]>>() + 8)
@@ -500,7 +507,7 @@ impl Aggregator {
             distinct_hash,
             last_seen: i64::MIN,
         };
-        let cold = SeriesCold { labels: labels.clone(), key_labels };
+        let cold = SeriesCold { labels: labels.clone() };
         let index = match self.free_series.pop() {
             Some(i) => {
                 let generation = self.series_hot[i as usize].generation.wrapping_add(1);
@@ -588,7 +595,7 @@ impl Aggregator {
                     self.series_by_fp.remove(&fp);
                 }
             }
-            self.series_cold[i as usize] = SeriesCold { labels: Labels::empty(), key_labels: Labels::empty() };
+            self.series_cold[i as usize] = SeriesCold { labels: Labels::empty() };
             self.free_series.push(i);
             self.live_series -= 1;
             self.stats.evicted_series += 1;
@@ -649,10 +656,9 @@ impl Aggregator {
         if let Some(w) = self.windows.pop_front() {
             self.closed_until = self.closed_until.max(w.end);
             self.stats.windows_closed += 1;
-            let mut aggs = w.aggs;
-            // Deterministic output order: by key labels.
-            aggs.sort_by(|a, b| self.groups_cold[a.0 as usize].labels.cmp(&self.groups_cold[b.0 as usize].labels));
-            for (g, agg) in aggs {
+            // Records of one window come in the order their keys first had a sample in it.
+            self.out.reserve(w.aggs.len());
+            for (g, agg) in w.aggs {
                 self.emit(g, w.start, w.end, agg, partial);
             }
         }
@@ -717,6 +723,17 @@ impl Aggregator {
             return Err(AggError::Weight(weight.to_string()));
         }
         let ts = sample.timestamp_ms;
+        let mut group = hot.group;
+        let gh = self.groups_hot[group as usize];
+        if !gh.live || gh.generation != hot.group_generation {
+            group = match self.reresolve_group(r.index) {
+                Ok(g) => g,
+                Err(e) => {
+                    self.stats.rejected_samples += 1;
+                    return Err(e);
+                }
+            };
+        }
         let wi = match self.find_window(ts) {
             Some(i) => i,
             None => {
@@ -741,39 +758,10 @@ impl Aggregator {
                 }
             }
         };
-        let mut group = hot.group;
-        let gh = self.groups_hot[group as usize];
-        if !gh.live || gh.generation != hot.group_generation {
-            // The key was evicted since this series was registered: find or recreate it.
-            let key_labels = self.series_cold[r.index as usize].key_labels.clone();
-            let (g, generation) = match self.resolve_group(&key_labels) {
-                Ok(x) => x,
-                Err(e) => {
-                    self.stats.rejected_samples += 1;
-                    return Err(e);
-                }
-            };
-            let s = &mut self.series_hot[r.index as usize];
-            s.group = g;
-            s.group_generation = generation;
-            group = g;
+        if self.track_idle {
+            self.series_hot[r.index as usize].last_seen = ts;
+            self.groups_hot[group as usize].last_seen = ts;
         }
-        // Eviction above can close windows early: find the window again if so.
-        let width = self.cfg.window_ms;
-        let wi = if self.windows.get(wi).is_some_and(|w| in_window(w.start, width, ts)) {
-            wi
-        } else {
-            match self.find_window(ts) {
-                Some(i) => i,
-                None => {
-                    self.stats.late_samples += 1;
-                    let start = window_start(ts, self.cfg.window_ms);
-                    return Ok(Outcome::Late { window_start_ms: start });
-                }
-            }
-        };
-        self.series_hot[r.index as usize].last_seen = ts;
-        self.groups_hot[group as usize].last_seen = ts;
         let flags = self.flags;
         let w = &mut self.windows[wi];
         let g = group as usize;
@@ -797,6 +785,18 @@ impl Aggregator {
             }
         }
         Ok(Outcome::Aggregated)
+    }
+
+    /// The key of series `index` was evicted since the series was registered: find or
+    /// recreate it (rare path).
+    #[cold]
+    fn reresolve_group(&mut self, index: u32) -> Result<u32, AggError> {
+        let key_labels = self.cfg.grouping.key_labels(&self.series_cold[index as usize].labels);
+        let (g, generation) = self.resolve_group(&key_labels)?;
+        let s = &mut self.series_hot[index as usize];
+        s.group = g;
+        s.group_generation = generation;
+        Ok(g)
     }
 
     fn at_window_cap(&self) -> bool {
