@@ -8,9 +8,9 @@
 //!   `Vec<u32>` from [`SeriesRef`] to the series' arena offset. Label strings are stored once
 //!   per distinct name and value, shared through `Arc<str>`.
 //!
-//! Lists that are dense (at least 4,096 references and one in 32 of the reference space)
+//! Lists that are dense (at least 4,096 references and one in 64 of the reference space)
 //! also keep a bitmap of the reference space, so that a selective query probes them in O(1)
-//! per candidate; the bitmap is never larger than the list it mirrors.
+//! per candidate; the bitmap is at most twice the size of the list it mirrors.
 //!
 //! Memory per series is therefore about `4 × labels` bytes of postings, `8 × labels + 8`
 //! bytes of arena and offset, plus vector growth slack ([`MemIndex::memory_bytes`] reports the
@@ -48,12 +48,12 @@ struct ValueSlot {
 }
 
 /// A postings list gets a bitmap once it holds at least this many references and at least
-/// one reference in [`DENSE_RATIO`] of the reference space: then the bitmap is no larger than
-/// the list, and a selective query probes it in O(1) per candidate instead of galloping
+/// one reference in [`DENSE_RATIO`] of the reference space: then the bitmap is at most twice
+/// the size of the list, and a selective query probes it in O(1) per candidate instead of galloping
 /// through the list (a cache miss per step when the references are scattered).
 const DENSE_MIN_LEN: usize = 4096;
 /// See [`DENSE_MIN_LEN`]; a bitmap is dropped again below half this density.
-const DENSE_RATIO: usize = 32;
+const DENSE_RATIO: usize = 64;
 
 fn set_bit(bits: &mut Vec<u64>, r: SeriesRef) {
     let w = (r >> 6) as usize;
