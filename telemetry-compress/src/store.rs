@@ -456,7 +456,7 @@ fn unpack_ints(b: &[u8], mut pos: usize, base: usize, n: usize, order: usize) ->
             }
             r.consume(z)?;
             let y = r.read_bits(len)?;
-            d.push(((y - (1u64 << k)) as i64).wrapping_add(min));
+            d.push((y.wrapping_sub(1u64 << k) as i64).wrapping_add(min));
         }
     }
     // Undo the differences, innermost first.
