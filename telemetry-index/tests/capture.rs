@@ -78,13 +78,21 @@ fn check_scaled(instances: usize) {
         mem.memory_bytes() as f64 / all.len() as f64,
         mem.string_bytes()
     );
+    let mut w = BlockWriter::new();
+    for l in &all {
+        w.add_series(l, &[]).unwrap();
+    }
+    let block = BlockIndex::from_bytes(w.finish().unwrap()).unwrap();
     for (q, ms) in queries() {
         let want = brute(&all, &ms);
         let got = mem.postings_for_matchers(&ms).into_vec();
         assert_eq!(got.len(), want.len(), "{q}");
         assert_eq!(got, want, "{q}");
+        assert_eq!(block.postings_for_matchers(&ms).unwrap().into_vec(), want, "{q}");
         println!("  {q}: {} series", got.len());
     }
+    assert_eq!(mem.label_values("instance", &[Matcher::equal("job", "node")]).len(), instances);
+    assert_eq!(block.top_label_pairs(5).unwrap(), mem.top_label_pairs(5));
 }
 
 #[test]
