@@ -354,7 +354,15 @@ pub struct Extras {
     pub distinct: Option<DistinctCount>,
     /// Counter pieces per series.
     pub counter: Option<CounterAgg>,
+    /// Values not yet fed to the sketches: they are fed in sorted batches of up to
+    /// [`SKETCH_BATCH`], so the per-sample path writes one buffer and the sketches' memory is
+    /// touched once per batch, in order.
+    #[serde(default)]
+    pub pending: Vec<f64>,
 }
+
+/// Values buffered per key before they are sorted and fed to the t-digest and the DDSketch.
+pub const SKETCH_BATCH: usize = 64;
 
 /// Compact switches read on the per-sample path.
 #[derive(Debug, Clone, Copy, Default)]
@@ -399,6 +407,31 @@ impl Extras {
             ddsketch: set.ddsketch.map(DdSketch::new),
             distinct: set.distinct.as_ref().map(|_| DistinctCount::new()),
             counter: set.counter.then(CounterAgg::default),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Feeds the pending values to the sketches.
+    pub fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut batch = std::mem::take(&mut self.pending);
+        batch.sort_unstable_by(f64::total_cmp);
+        if let Some(d) = &mut self.ddsketch {
+            for &v in &batch {
+                d.add(v);
+            }
+        }
+        match &mut self.tdigest {
+            Some(t) => {
+                t.add_sorted(batch);
+                self.pending = Vec::with_capacity(SKETCH_BATCH);
+            }
+            None => {
+                batch.clear();
+                self.pending = batch;
+            }
         }
     }
 
@@ -422,11 +455,12 @@ impl Extras {
             c.add(series_fp, s);
         }
         if f.sketches {
-            if let Some(t) = &mut self.tdigest {
-                t.add(v);
+            if self.pending.capacity() == 0 {
+                self.pending.reserve_exact(SKETCH_BATCH);
             }
-            if let Some(d) = &mut self.ddsketch {
-                d.add(v);
+            self.pending.push(v);
+            if self.pending.len() >= SKETCH_BATCH {
+                self.flush();
             }
         }
         if f.distinct
@@ -445,6 +479,16 @@ impl Extras {
         shape(&self.ddsketch, &o.ddsketch, "ddsketch")?;
         shape(&self.distinct, &o.distinct, "distinct")?;
         shape(&self.counter, &o.counter, "counter")?;
+        self.flush();
+        let flushed;
+        let o = if o.pending.is_empty() {
+            o
+        } else {
+            let mut c = o.clone();
+            c.flush();
+            flushed = c;
+            &flushed
+        };
         // Sketch merges can fail: do them before touching anything else.
         let mut td = self.tdigest.clone();
         if let (Some(a), Some(b)) = (&mut td, &o.tdigest) {
@@ -480,6 +524,7 @@ impl Extras {
 
     fn heap_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
+            + self.pending.capacity() * 8
             + self.tdigest.as_ref().map_or(0, |t| t.heap_bytes())
             + self.ddsketch.as_ref().map_or(0, |d| d.heap_bytes())
             + self.distinct.as_ref().map_or(0, |d| d.heap_bytes())
@@ -566,10 +611,15 @@ impl WindowAggregate {
         }
     }
 
-    /// Compresses sketch buffers and releases spare capacity (called when a window closes).
+    /// Feeds buffered values to the sketches and releases spare capacity (called when a
+    /// window closes).
     pub fn shrink(&mut self) {
-        if let Some(t) = self.extras.as_mut().and_then(|x| x.tdigest.as_mut()) {
-            t.shrink();
+        if let Some(x) = &mut self.extras {
+            x.flush();
+            x.pending = Vec::new();
+            if let Some(t) = &mut x.tdigest {
+                t.shrink();
+            }
         }
     }
 
@@ -582,7 +632,16 @@ impl WindowAggregate {
     pub fn values(&self, set: &AggregateSet, window_ms: i64) -> AggregateValues {
         let nonempty = self.samples > 0;
         let opt = |sel: bool, v: f64| (sel && nonempty).then_some(v);
-        let x = self.extras.as_deref();
+        let flushed;
+        let x = match self.extras.as_deref() {
+            Some(x) if !x.pending.is_empty() => {
+                let mut c = x.clone();
+                c.flush();
+                flushed = c;
+                Some(&flushed)
+            }
+            x => x,
+        };
         let (increase, resets) = match (x.and_then(|x| x.counter.as_ref()), set.counter) {
             (Some(c), true) if !c.series.is_empty() => {
                 let (i, r) = c.totals();

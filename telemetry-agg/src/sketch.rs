@@ -110,6 +110,16 @@ impl TDigestSketch {
         self.digest = Some(base.merge_sorted(batch));
     }
 
+    /// Merges values sorted ascending (finite: callers filter) in one pass.
+    pub fn add_sorted(&mut self, sorted: Vec<f64>) {
+        if sorted.is_empty() {
+            return;
+        }
+        self.flush();
+        let base = self.digest.take().unwrap_or_else(|| TDigest::new_with_size(self.compression));
+        self.digest = Some(base.merge_sorted(sorted));
+    }
+
     /// Releases the buffer's spare capacity (for closed windows kept as rollups).
     pub fn shrink(&mut self) {
         self.flush();
