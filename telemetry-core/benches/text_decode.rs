@@ -108,6 +108,11 @@ fn openmetrics_parser(input: &str) -> Result<usize, String> {
     Ok(exp.families.values().map(|f| f.iter_samples().count()).sum())
 }
 
+fn openmetrics_parser_004(input: &str) -> Result<usize, String> {
+    let exp = openmetrics_parser::prometheus::parse_prometheus(input).map_err(|e| format!("{e:?}"))?;
+    Ok(exp.families.values().map(|f| f.iter_samples().count()).sum())
+}
+
 fn median_secs(mut f: impl FnMut() -> usize, runs: usize) -> (f64, usize) {
     let mut times = Vec::new();
     let mut n = 0;
@@ -139,7 +144,12 @@ fn main() {
     let slice_str = std::str::from_utf8(&slice).expect("utf8"); // ok: bench setup
     let slice_prom_str = std::str::from_utf8(&slice_prom).expect("utf8"); // ok: bench setup
 
-    println!("input: {what}, {:.1} MB; peer slice {:.1} MB OpenMetrics / {:.1} MB 0.0.4", om.len() as f64 / 1e6, slice.len() as f64 / 1e6, slice_prom.len() as f64 / 1e6);
+    println!(
+        "input: {what}, {:.1} MB; peer slice {:.1} MB OpenMetrics / {:.1} MB 0.0.4",
+        om.len() as f64 / 1e6,
+        slice.len() as f64 / 1e6,
+        slice_prom.len() as f64 / 1e6
+    );
     let runs = 5;
     let (t, n) = median_secs(|| ours(&om, Flavor::OpenMetrics), if om.len() > SLICE_BYTES { 3 } else { runs });
     row(&format!("ours openmetrics ({what})"), om.len(), t, n, n);
@@ -159,6 +169,20 @@ fn main() {
         }
         Err(e) => {
             println!("slice: openmetrics-parser 0.5 refuses the input: {}", e.chars().take(200).collect::<String>());
+            false
+        }
+    };
+    let om_peer_004_ok = match openmetrics_parser_004(slice_prom_str) {
+        Ok(_) => {
+            let (t, n) = median_secs(|| openmetrics_parser_004(slice_prom_str).unwrap_or(0), 3);
+            row("slice: openmetrics-parser 0.5 (0.0.4)", slice_prom.len(), t, lines, n);
+            true
+        }
+        Err(e) => {
+            println!(
+                "slice: openmetrics-parser 0.5 (0.0.4) refuses the input: {}",
+                e.chars().take(200).collect::<String>()
+            );
             false
         }
     };
@@ -182,6 +206,9 @@ fn main() {
         g.throughput(Throughput::Bytes(slice_prom.len() as u64));
         g.bench_function("ours_prometheus_004", |b| b.iter(|| ours(&slice_prom, Flavor::Prometheus)));
         g.bench_function("prometheus_parse", |b| b.iter(|| prometheus_parse(slice_prom_str)));
+        if om_peer_004_ok {
+            g.bench_function("openmetrics_parser_004", |b| b.iter(|| openmetrics_parser_004(slice_prom_str)));
+        }
         g.finish();
     }
     c.final_summary();

@@ -67,21 +67,19 @@ fn check(input: &[u8]) -> Counts {
     loop {
         match (a.next(), b.next()) {
             (None, None) => break,
-            (Some(Ok(x)), Some(Ok(y))) => {
-                match (&x, &y) {
-                    (Entry::Sample(s), Entry::Sample(t)) => {
-                        assert_eq!(s.name, t.name);
-                        assert!(s.labels.iter().eq(t.labels.iter()), "labels differ at sample {compared}");
-                        assert_eq!(s.value.to_bits(), t.value.to_bits(), "value differs at sample {compared}");
-                        assert_eq!(s.timestamp_ms, t.timestamp_ms);
-                        compared += 1;
-                    }
-                    (Entry::Help { family: f, help: h }, Entry::Help { family: g, help: i }) => {
-                        assert_eq!((f, h.unescape()), (g, i.unescape()));
-                    }
-                    _ => assert_eq!(x, y),
+            (Some(Ok(x)), Some(Ok(y))) => match (&x, &y) {
+                (Entry::Sample(s), Entry::Sample(t)) => {
+                    assert_eq!(s.name, t.name);
+                    assert!(s.labels.iter().eq(t.labels.iter()), "labels differ at sample {compared}");
+                    assert_eq!(s.value.to_bits(), t.value.to_bits(), "value differs at sample {compared}");
+                    assert_eq!(s.timestamp_ms, t.timestamp_ms);
+                    compared += 1;
                 }
-            }
+                (Entry::Help { family: f, help: h }, Entry::Help { family: g, help: i }) => {
+                    assert_eq!((f, h.unescape()), (g, i.unescape()));
+                }
+                _ => assert_eq!(x, y),
+            },
             (x, y) => panic!("streams diverge: {x:?} vs {y:?}"),
         }
     }

@@ -23,8 +23,19 @@ fn label_name() -> impl Strategy<Value = String> {
 
 /// Label values with the characters that need escapes, and non-ASCII.
 fn label_value() -> impl Strategy<Value = String> {
-    proptest::collection::vec(prop_oneof!["[a-z0-9 ]", Just("\\".to_string()), Just("\"".into()), Just("\n".into()), Just("é".into()), Just("#".into()), Just("{}".into())], 0..8)
-        .prop_map(|v| v.concat())
+    proptest::collection::vec(
+        prop_oneof![
+            "[a-z0-9 ]",
+            Just("\\".to_string()),
+            Just("\"".into()),
+            Just("\n".into()),
+            Just("é".into()),
+            Just("#".into()),
+            Just("{}".into())
+        ],
+        0..8,
+    )
+    .prop_map(|v| v.concat())
 }
 
 fn value() -> impl Strategy<Value = f64> {
@@ -43,13 +54,16 @@ fn expected_bits(v: f64) -> u64 {
     if v.is_nan() { PARSED_NAN_BITS } else { v.to_bits() }
 }
 
+/// Exemplar labels, value and timestamp.
+type ExemplarCase = (Vec<(String, String)>, f64, Option<i64>);
+
 #[derive(Debug, Clone)]
 struct TextSample {
     name: String,
     labels: Vec<(String, String)>,
     value: f64,
     ts: Option<i64>,
-    exemplar: Option<(Vec<(String, String)>, f64, Option<i64>)>,
+    exemplar: Option<ExemplarCase>,
 }
 
 fn text_sample(with_exemplar: bool) -> impl Strategy<Value = TextSample> {
@@ -97,7 +111,8 @@ fn metric_type() -> impl Strategy<Value = MetricType> {
 fn text_item(flavor: Flavor) -> BoxedStrategy<TextItem> {
     let om = flavor == Flavor::OpenMetrics;
     // 0.0.4 cannot carry leading blanks in help text; OpenMetrics can.
-    let help = if om { "[ a-zA-Z0-9\\\\\"\n.é]{0,20}" } else { "[a-zA-Z0-9\\\\\"\n.é][ a-zA-Z0-9\\\\\"\n.é]{0,20}|" };
+    let help =
+        if om { "[ a-zA-Z0-9\\\\\"\n.é]{0,20}" } else { "[a-zA-Z0-9\\\\\"\n.é][ a-zA-Z0-9\\\\\"\n.é]{0,20}|" };
     let mut options = vec![
         (metric_name(), metric_type()).prop_map(|(n, t)| TextItem::Type(n, t)).boxed(),
         (metric_name(), help).prop_map(|(n, h)| TextItem::Help(n, h)).boxed(),
@@ -152,7 +167,8 @@ fn check_text_round_trip(flavor: Flavor, items: &[TextItem]) -> Result<(), TestC
             }
             (TextItem::Sample(s), Entry::Sample(d)) => {
                 prop_assert_eq!(&s.name, d.name);
-                let got: Vec<(String, String)> = d.labels.iter().map(|(n, v)| (n.to_string(), v.into_owned())).collect();
+                let got: Vec<(String, String)> =
+                    d.labels.iter().map(|(n, v)| (n.to_string(), v.into_owned())).collect();
                 prop_assert_eq!(&s.labels, &got);
                 prop_assert_eq!(expected_bits(s.value), d.value.to_bits());
                 let ts = match flavor {
@@ -285,10 +301,7 @@ fn text_decodes_the_documented_shapes() {
     assert_eq!(labels, [("le", Cow::Borrowed("+Inf")), ("path", Cow::Owned("/a\\b".to_string()))]);
     let ex = s.exemplar.as_ref().unwrap();
     assert_eq!((ex.value, ex.timestamp_ms), (0.25, Some(1795264944000)));
-    assert_eq!(
-        s.to_labels().unwrap().to_string(),
-        r#"http_request_duration_seconds_bucket{le="+Inf",path="/a\\b"}"#
-    );
+    assert_eq!(s.to_labels().unwrap().to_string(), r#"http_request_duration_seconds_bucket{le="+Inf",path="/a\\b"}"#);
     let Entry::Sample(s) = &entries[4] else { panic!() };
     assert_eq!(s.value.to_bits(), PARSED_NAN_BITS);
     let Entry::Sample(s) = &entries[5] else { panic!() };
@@ -610,10 +623,8 @@ proptest! {
 
 #[test]
 fn influx_seed_and_errors() {
-    let l = InfluxDecoder::new(b"measurement,tag=v field=1.5,other=2i,b=true 1681200000000000000")
-        .next()
-        .unwrap()
-        .unwrap();
+    let l =
+        InfluxDecoder::new(b"measurement,tag=v field=1.5,other=2i,b=true 1681200000000000000").next().unwrap().unwrap();
     assert_eq!(l.timestamp_ms, Some(1_681_200_000_000));
     assert_eq!(l.fields().count(), 3);
     let e = InfluxDecoder::new(b"ok v=1\nbad,t=1").find_map(Result::err).unwrap();

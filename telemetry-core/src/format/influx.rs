@@ -20,7 +20,7 @@
 //!   with `#` are skipped.
 //!
 //! Mapping to series ([`InfluxLine::samples`]): each numeric or boolean field becomes the series
-//! `<measurement>_<field>` (normalised by [`normalize`](super::normalize)) with the tags as labels;
+//! `<measurement>_<field>` (normalised by [`normalize`]) with the tags as labels;
 //! integers convert to `f64` (exact up to 2^53), booleans to 1 and 0. String fields cannot be
 //! samples: the iterator yields [`InfluxError`]-free [`FieldSample::NotNumeric`] items for them so
 //! that the caller decides (count, log or refuse); nothing is dropped silently.

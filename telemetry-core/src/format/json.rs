@@ -17,7 +17,7 @@
 //!
 //! Fields other than `metric`, `type`, `points`, `tags`, `host` and `interval` (e.g. `device`,
 //! `source_type_name`) are ignored. The metric name and tags map to labels through
-//! [`normalize`](super::normalize); `host` becomes the label `host`.
+//! [`normalize`]; `host` becomes the label `host`.
 //!
 //! # Errors
 //! [`JsonError`] with serde_json's 1-based line and column (a column counts bytes) and its
@@ -78,7 +78,7 @@ pub struct JsonSeries<'a> {
 }
 
 impl JsonSeries<'_> {
-    /// The series labels through [`normalize`](super::normalize), `host` as label `host`, with
+    /// The series labels through [`normalize`], `host` as label `host`, with
     /// the default [`LabelLimits`].
     ///
     /// # Errors
@@ -310,7 +310,7 @@ mod tests {
         assert_eq!(e.line, 2);
         assert!(e.message.contains("invalid length"), "{e}");
         let e = decode(b"{\"series\":[{\"metric\":\"m\",\"type\":\"gauges\",\"points\":[]}]}").unwrap_err();
-        assert_eq!((e.line, e.column), (1, 42));
+        assert_eq!((e.line, e.column), (1, 40));
         let mut out = Vec::new();
         let bad = SeriesPayload {
             series: vec![JsonSeries {

@@ -214,7 +214,7 @@ pub fn parse_seconds_to_ms(s: &str) -> Option<i64> {
         return None;
     }
     let ms = (f * 1000.0).trunc();
-    if ms >= -9.223_372_036_854_776e18 && ms < 9.223_372_036_854_776e18 { Some(ms as i64) } else { None }
+    if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&ms) { Some(ms as i64) } else { None }
 }
 
 /// Appends a float the way Prometheus writes it: `NaN`, `+Inf`, `-Inf`, integers below 2^53

@@ -14,7 +14,7 @@
 //! - several values per line (`name:1:2:3|h`) are accepted for every type except sets, as
 //!   DogStatsD 1.1 allows; set members are strings ([`StatsdValue::SetMember`]);
 //! - the sample rate is a float in (0, 1];
-//! - tags are `key:value` or bare `key` (see [`normalize`](super::normalize) for the mapping to
+//! - tags are `key:value` or bare `key` (see [`normalize`] for the mapping to
 //!   labels); the timestamp `T` is Unix seconds (converted to milliseconds);
 //! - a packet holds lines separated by `\n` (a `\r` before it is ignored); blank lines are
 //!   skipped.
@@ -136,7 +136,7 @@ impl<'a> StatsdLine<'a> {
         self.tags().map(split_tag)
     }
 
-    /// The series labels through the [`normalize`](super::normalize) mapping, with default
+    /// The series labels through the [`normalize`] mapping, with default
     /// [`LabelLimits`].
     ///
     /// # Errors
@@ -413,10 +413,10 @@ pub fn write_line(out: &mut Vec<u8>, m: &StatsdMetric<'_>) -> Result<(), StatsdE
             _ => return Err(StatsdEncodeError::BadValues(m.kind.as_str())),
         }
     }
-    if let Some(r) = m.sample_rate {
-        if !(r > 0.0 && r <= 1.0) {
-            return Err(StatsdEncodeError::BadSampleRate);
-        }
+    if let Some(r) = m.sample_rate
+        && !(r > 0.0 && r <= 1.0)
+    {
+        return Err(StatsdEncodeError::BadSampleRate);
     }
     for t in m.tags {
         reserved("tag", t, &[','])?;

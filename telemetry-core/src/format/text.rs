@@ -245,31 +245,53 @@ pub struct RawLabelsIter<'a> {
 impl<'a> Iterator for RawLabelsIter<'a> {
     type Item = (&'a str, Cow<'a, str>);
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         // The text was validated by the decoder; on malformed text built by other means this
         // simply stops.
-        let s = self.rest.trim_start_matches([' ', '\t', ',']);
-        let eq = s.find('=')?;
-        let name = s[..eq].trim_end_matches([' ', '\t']);
-        let after = s[eq + 1..].trim_start_matches([' ', '\t']);
-        let body = after.strip_prefix('"')?;
-        let bytes = body.as_bytes();
+        let s = self.rest;
+        let b = s.as_bytes();
         let mut i = 0;
+        while i < b.len() && matches!(b[i], b' ' | b'\t' | b',') {
+            i += 1;
+        }
+        let ns = i;
+        while i < b.len() && LABEL_REST[b[i] as usize] {
+            i += 1;
+        }
+        let name = &s[ns..i];
+        i = skip_ws(b, i);
+        if b.get(i) != Some(&b'=') {
+            self.rest = "";
+            return None;
+        }
+        i = skip_ws(b, i + 1);
+        if b.get(i) != Some(&b'"') {
+            self.rest = "";
+            return None;
+        }
+        i += 1;
+        let vs = i;
         let mut has_escape = false;
         loop {
-            let j = memchr::memchr2(b'"', b'\\', &bytes[i..])? + i;
-            if bytes[j] == b'"' {
+            let Some(j) = memchr::memchr2(b'"', b'\\', &b[i..]) else {
+                self.rest = "";
+                return None;
+            };
+            let j = i + j;
+            if b[j] == b'"' {
                 i = j;
                 break;
             }
             has_escape = true;
             i = j + 2;
-            if i > bytes.len() {
+            if i > b.len() {
+                self.rest = "";
                 return None;
             }
         }
-        let raw_value = &body[..i];
-        self.rest = &body[i + 1..];
+        let raw_value = &s[vs..i];
+        self.rest = &s[i + 1..];
         let value = if has_escape { Cow::Owned(unescape_label_value(raw_value)) } else { Cow::Borrowed(raw_value) };
         Some((name, value))
     }
