@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use smallvec::SmallVec;
@@ -267,6 +267,9 @@ impl Head {
                 let (mut ok, mut ooo, mut dup) = (0u64, 0u64, 0u64);
                 for s in list {
                     if cur.map(|c| c.0) != Some(s.series_ref) {
+                        if let (Some((_, x)), Some(g)) = (cur, guard.as_ref()) {
+                            x.newest.store(g.max_t, Ordering::Relaxed);
+                        }
                         guard = None;
                         let r = t.aliases.get(&s.series_ref.0).copied().unwrap_or(s.series_ref);
                         cur = t.by_ref.get(&r.0).map(|x| (s.series_ref, x));
@@ -289,6 +292,11 @@ impl Head {
                         // here means a record older than a checkpoint cut, which is not data.
                         Err(_) => {}
                     }
+                }
+                if let Some((_, x)) = cur
+                    && let Some(g) = guard.as_ref()
+                {
+                    x.newest.store(g.max_t, Ordering::Relaxed);
                 }
                 self.counters.appended.fetch_add(ok, Ordering::Relaxed);
                 self.counters.ooo.fetch_add(ooo, Ordering::Relaxed);
@@ -329,8 +337,10 @@ impl Head {
         t.next_ref = t.next_ref.max(series_ref.0 + 1);
         let s = Arc::new(MemSeries {
             series_ref,
+            key: MemSeries::key_of(&labels),
             labels,
             fingerprint: fp,
+            newest: AtomicI64::new(i64::MIN),
             logged: AtomicBool::new(false),
             removed: AtomicBool::new(false),
             data: Mutex::new(SeriesData::default()),
@@ -548,6 +558,12 @@ impl Appender<'_> {
     #[inline]
     fn push(&mut self, s: Arc<MemSeries>, t: i64, v: f64) -> Result<SeriesRef, AppendError> {
         let r = s.series_ref;
+        if t > s.newest.load(Ordering::Relaxed) {
+            // Newer than every committed sample: accepted (commit re-checks against samples
+            // committed in the meantime).
+            self.pending.push((s, t, v));
+            return Ok(r);
+        }
         let res = s.lock().classify(t, v, &self.head.rules);
         match res {
             Ok(_) => {
@@ -688,6 +704,7 @@ impl Appender<'_> {
                 }
                 i += 1;
             }
+            s.newest.store(d.max_t, Ordering::Relaxed);
         }
         summary.refused = too_old + dup_refused;
         let c = &head.counters;

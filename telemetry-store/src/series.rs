@@ -1,7 +1,7 @@
 //! One series in the head: its chunks, its out-of-order samples, and the ordering rules.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicI64};
 
 use telemetry_core::{Fingerprint, Labels};
 
@@ -294,7 +294,14 @@ impl Snapshot {
 pub(crate) struct MemSeries {
     pub(crate) series_ref: SeriesRef,
     pub(crate) labels: Labels,
+    /// The labels as the bytes the fingerprint hashes (`name 0xff value 0xff …`): one
+    /// contiguous slice, so that the ingest path compares parsed pairs without chasing a
+    /// pointer per string.
+    pub(crate) key: Box<[u8]>,
     pub(crate) fingerprint: Fingerprint,
+    /// The newest in-order timestamp, published after each commit: appends newer than this
+    /// pass the append-time check without taking the series lock.
+    pub(crate) newest: AtomicI64,
     /// Its series record is in the WAL (set under the commit lock).
     pub(crate) logged: AtomicBool,
     /// Removed from the head by garbage collection or truncation (set under the commit lock).
@@ -310,13 +317,29 @@ impl MemSeries {
     }
 
     pub(crate) fn matches_pairs<'a>(&self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
-        let mut it = self.labels.iter();
+        let key = &*self.key;
+        let mut off = 0usize;
         for (n, v) in pairs {
-            match it.next() {
-                Some(l) if *l.name == *n && *l.value == *v => {}
-                _ => return false,
+            for part in [n.as_bytes(), v.as_bytes()] {
+                let end = off + part.len();
+                if key.len() <= end || &key[off..end] != part || key[end] != 0xff {
+                    return false;
+                }
+                off = end + 1;
             }
         }
-        it.next().is_none()
+        off == key.len()
+    }
+
+    /// The byte key of a label set (see [`MemSeries::key`]).
+    pub(crate) fn key_of(labels: &Labels) -> Box<[u8]> {
+        let mut k = Vec::with_capacity(labels.bytes_len() + 2 * labels.len());
+        for l in labels {
+            k.extend_from_slice(l.name.as_bytes());
+            k.push(0xff);
+            k.extend_from_slice(l.value.as_bytes());
+            k.push(0xff);
+        }
+        k.into_boxed_slice()
     }
 }

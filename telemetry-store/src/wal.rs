@@ -495,6 +495,10 @@ impl Wal {
         let Some(through) = through else { return Ok(CheckpointReport::default()) };
         let (segs, cps) = list(&self.dir)?;
         let mut report = CheckpointReport { through_segment: through, ..Default::default() };
+        if cps.last().is_some_and(|&cp| cp >= through) {
+            // Nothing written since the last checkpoint.
+            return Ok(report);
+        }
         let mut sources: Vec<PathBuf> = vec![];
         if let Some(&cp) = cps.last() {
             let cp_dir = self.dir.join(checkpoint_name(cp));
