@@ -6,13 +6,54 @@
 //! (131,072 decimal values) when present; otherwise synthetic stand-ins of the same shape.
 //! `tsz` is given seconds (its format is second-resolution), our chunk milliseconds.
 //!
+//! Times are the benchmark thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), not wall time: on a
+//! shared 2-core machine wall time mostly measures the other processes.
+//!
 //! Run: `cargo bench -p telemetry-compress --bench codecs -- --warm-up-time 1 --measurement-time 3`
 
+use std::time::Duration;
+
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
 use telemetry_compress::codec::{Alp, Chimp128, Codec};
 use telemetry_compress::{XorChunk, decode_xor_chunk};
 use tsz::stream::{BufferedReader, BufferedWriter};
 use tsz::{DataPoint, Decode, Encode, StdDecoder, StdEncoder};
+
+/// CPU time of the calling thread.
+struct CpuTime(WallTime);
+
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+impl Measurement for CpuTime {
+    type Intermediate = Duration;
+    type Value = Duration;
+    fn start(&self) -> Duration {
+        thread_cpu()
+    }
+    fn end(&self, i: Duration) -> Duration {
+        thread_cpu().saturating_sub(i)
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, v: &Duration) -> f64 {
+        v.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        self.0.formatter()
+    }
+}
+
+type C = Criterion<CpuTime>;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data");
 const CHUNK: usize = 120;
@@ -82,7 +123,7 @@ fn encode_tsz(chunks: &[(&[i64], &[f64])]) -> Vec<Box<[u8]>> {
         .collect()
 }
 
-fn bench_gorilla(c: &mut Criterion) {
+fn bench_gorilla(c: &mut C) {
     let s = series();
     let ch = chunks(&s);
     let n: usize = ch.iter().map(|c| c.0.len()).sum();
@@ -123,7 +164,7 @@ fn bench_gorilla(c: &mut Criterion) {
     g.finish();
 }
 
-fn bench_values(c: &mut Criterion) {
+fn bench_values(c: &mut C) {
     let vs = decimal_values();
     let n = vs.len();
     let mut g = c.benchmark_group("values");
@@ -156,7 +197,11 @@ fn bench_values(c: &mut Criterion) {
 #[allow(missing_docs)]
 mod group {
     use super::*;
-    criterion_group!(benches, bench_gorilla, bench_values);
+    criterion_group! {
+        name = benches;
+        config = Criterion::default().with_measurement(CpuTime(WallTime));
+        targets = bench_gorilla, bench_values
+    }
 }
 use group::benches;
 criterion_main!(benches);

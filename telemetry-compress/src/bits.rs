@@ -115,11 +115,13 @@ impl BitWriter {
         self.buf
     }
 
-    /// Mutable access to a byte of the prefix given to `with_prefix`.
-    #[inline]
-    pub(crate) fn byte_mut(&mut self, index: usize) -> &mut u8 {
-        debug_assert!(index < self.pos);
-        &mut self.buf[index]
+    /// Overwrites the first two bytes (a prefix given to `with_prefix`) with `v`, big-endian.
+    #[inline(always)]
+    pub(crate) fn set_prefix_u16(&mut self, v: u16) {
+        debug_assert!(self.pos >= 2);
+        if let Some(p) = self.buf.get_mut(..2) {
+            p.copy_from_slice(&v.to_be_bytes());
+        }
     }
 
     /// Writes one bit.
@@ -141,7 +143,14 @@ impl BitWriter {
         if n == 0 {
             return;
         }
-        let v = value & (u64::MAX >> (64 - n));
+        self.write_clean(value & (u64::MAX >> (64 - n)), n);
+    }
+
+    /// [`write_bits`](Self::write_bits) for `1 <= n <= 64` and `v < 2^n` (not checked in
+    /// release builds; a wider `v` corrupts earlier bits).
+    #[inline(always)]
+    pub(crate) fn write_clean(&mut self, v: u64, n: u32) {
+        debug_assert!((1..=64).contains(&n) && (n == 64 || v >> n == 0));
         let free = 64 - self.acc_bits;
         if n < free {
             self.acc |= v << (free - n);

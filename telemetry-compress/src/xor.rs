@@ -110,9 +110,13 @@ impl XorEncoder {
             _ => {
                 let d = t.wrapping_sub(self.t) as u64;
                 let dod = d.wrapping_sub(self.t_delta) as i64;
-                write_dod(w, dod);
                 self.t_delta = d;
-                self.write_value(w, vb)
+                if dod == 0 {
+                    self.write_value_after(w, vb, 0, 1)
+                } else {
+                    write_dod(w, dod);
+                    self.write_value(w, vb)
+                }
             }
         };
         self.t = t;
@@ -139,9 +143,16 @@ impl XorEncoder {
     /// empty byte at the end of the stream.
     #[inline(always)]
     fn write_value(&mut self, w: &mut BitWriter, vb: u64) -> bool {
+        self.write_value_after(w, vb, 0, 0)
+    }
+
+    /// [`write_value`](Self::write_value) preceded by the `pre_len <= 1` bits `pre` (the
+    /// timestamp's `0` control bit), merged into the same writes.
+    #[inline(always)]
+    fn write_value_after(&mut self, w: &mut BitWriter, vb: u64, pre: u64, pre_len: u32) -> bool {
         let delta = vb ^ self.v;
         if delta == 0 {
-            w.write_bit(false);
+            w.write_clean(pre << 1, pre_len + 1);
             return false;
         }
         let lead = (delta.leading_zeros() as u8).min(31);
@@ -149,24 +160,25 @@ impl XorEncoder {
         if self.leading != 0xff && lead >= self.leading && trail >= self.trailing {
             let sig = 64 - self.leading as u32 - self.trailing as u32;
             let x = delta >> self.trailing;
-            if sig <= 62 {
-                w.write_bits((0b10 << sig) | x, sig + 2);
+            let head = (pre << 2) | 0b10;
+            if sig + pre_len + 2 <= 64 {
+                w.write_clean((head << sig) | x, sig + pre_len + 2);
             } else {
-                w.write_bits(0b10, 2);
-                w.write_bits(x, sig);
+                w.write_clean(head, pre_len + 2);
+                w.write_clean(x, sig);
             }
             return sig.is_multiple_of(8) && w.bit_len().is_multiple_of(8);
         }
         self.leading = lead;
         self.trailing = trail;
         let sig = 64 - lead as u32 - trail as u32;
-        let head = (0b11 << 11) | ((lead as u64) << 6) | (sig as u64 & 63);
+        let head = (pre << 13) | (0b11 << 11) | ((lead as u64) << 6) | (sig as u64 & 63);
         let x = delta >> trail;
-        if sig <= 51 {
-            w.write_bits((head << sig) | x, 13 + sig);
+        if sig + pre_len + 13 <= 64 {
+            w.write_clean((head << sig) | x, pre_len + 13 + sig);
         } else {
-            w.write_bits(head, 13);
-            w.write_bits(x, sig);
+            w.write_clean(head, pre_len + 13);
+            w.write_clean(x, sig);
         }
         sig.is_multiple_of(8) && w.bit_len().is_multiple_of(8)
     }
@@ -213,16 +225,16 @@ fn read_dod(r: &mut BitReader<'_>) -> Result<i64, ChunkError> {
 fn write_dod(w: &mut BitWriter, dod: i64) {
     let u = dod as u64;
     if dod == 0 {
-        w.write_bit(false);
+        w.write_clean(0, 1);
     } else if bit_range(dod, 14) {
-        w.write_bits((0b10 << 14) | (u & 0x3fff), 16);
+        w.write_clean((0b10 << 14) | (u & 0x3fff), 16);
     } else if bit_range(dod, 17) {
-        w.write_bits((0b110 << 17) | (u & 0x1_ffff), 20);
+        w.write_clean((0b110 << 17) | (u & 0x1_ffff), 20);
     } else if bit_range(dod, 20) {
-        w.write_bits((0b1110 << 20) | (u & 0xf_ffff), 24);
+        w.write_clean((0b1110 << 20) | (u & 0xf_ffff), 24);
     } else {
-        w.write_bits(0b1111, 4);
-        w.write_bits(u, 64);
+        w.write_clean(0b1111, 4);
+        w.write_clean(u, 64);
     }
 }
 
@@ -427,9 +439,7 @@ impl XorChunk {
         self.go_tail = self.enc.append(&mut self.w, t_ms, v);
         self.w.flush_pending();
         self.num += 1;
-        let [a, b] = self.num.to_be_bytes();
-        *self.w.byte_mut(0) = a;
-        *self.w.byte_mut(1) = b;
+        self.w.set_prefix_u16(self.num);
         self.min_t = self.min_t.min(t_ms);
         self.max_t = self.max_t.max(t_ms);
         Ok(())
