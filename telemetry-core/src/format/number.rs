@@ -50,24 +50,25 @@ fn fast_path(b: &[u8]) -> Option<f64> {
         }
         _ => false,
     };
+    // At most 19 digits fit a u64 without overflow; longer mantissas take the slow path.
     let mut mant: u64 = 0;
     let mut ndigits = 0usize;
     let mut exp: i32 = 0;
     while i < b.len() && b[i].is_ascii_digit() {
-        mant = mant.checked_mul(10)?.checked_add((b[i] - b'0') as u64)?;
+        mant = mant.wrapping_mul(10).wrapping_add((b[i] - b'0') as u64);
         i += 1;
         ndigits += 1;
     }
     if i < b.len() && b[i] == b'.' {
         i += 1;
         while i < b.len() && b[i].is_ascii_digit() {
-            mant = mant.checked_mul(10)?.checked_add((b[i] - b'0') as u64)?;
+            mant = mant.wrapping_mul(10).wrapping_add((b[i] - b'0') as u64);
             exp -= 1;
             i += 1;
             ndigits += 1;
         }
     }
-    if ndigits == 0 {
+    if ndigits == 0 || ndigits > 19 {
         return None;
     }
     if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
@@ -185,10 +186,15 @@ pub fn parse_seconds_to_ms(s: &str) -> Option<i64> {
     let mut i = 0;
     let mut secs: u64 = 0;
     while i < rest.len() && rest[i].is_ascii_digit() {
-        secs = secs.checked_mul(10)?.checked_add((rest[i] - b'0') as u64)?;
+        secs = secs.wrapping_mul(10).wrapping_add((rest[i] - b'0') as u64);
         i += 1;
     }
     let int_digits = i;
+    if int_digits > 18 {
+        // Possibly overflowed: more than 18 digits of seconds is beyond i64 milliseconds
+        // unless it has leading zeros, which the f64 route below handles.
+        return slow_seconds(s);
+    }
     let mut frac_ms: u64 = 0;
     let mut frac_digits = 0usize;
     if i < rest.len() && rest[i] == b'.' {
@@ -208,7 +214,12 @@ pub fn parse_seconds_to_ms(s: &str) -> Option<i64> {
         let mag = (secs as u128) * 1000 + frac_ms as u128;
         return signed(neg, mag);
     }
-    // Exponent forms and the like: through f64.
+    slow_seconds(s)
+}
+
+/// Exponent forms and the like: through `f64`, truncated toward zero.
+#[cold]
+fn slow_seconds(s: &str) -> Option<i64> {
     let f = parse_float(s)?;
     if !f.is_finite() {
         return None;

@@ -274,21 +274,22 @@ impl<'a> Iterator for RawLabelsIter<'a> {
         let vs = i;
         let mut has_escape = false;
         loop {
-            let Some(j) = memchr::memchr2(b'"', b'\\', &b[i..]) else {
-                self.rest = "";
-                return None;
-            };
-            let j = i + j;
-            if b[j] == b'"' {
-                i = j;
-                break;
+            match b.get(i) {
+                None => {
+                    self.rest = "";
+                    return None;
+                }
+                Some(b'"') => break,
+                Some(b'\\') => {
+                    has_escape = true;
+                    i += 2;
+                }
+                Some(_) => i += 1,
             }
-            has_escape = true;
-            i = j + 2;
-            if i > b.len() {
-                self.rest = "";
-                return None;
-            }
+        }
+        if i >= b.len() {
+            self.rest = "";
+            return None;
         }
         let raw_value = &s[vs..i];
         self.rest = &s[i + 1..];
@@ -641,18 +642,22 @@ fn parse_labels(line: &str, mut i: usize, loose: bool) -> Res<(RawLabels<'_>, us
             return Err((i, TextErrorKind::Expected { expected: "'\"'" }));
         }
         i += 1;
+        // Label values are short: a plain loop beats a vectorised search here.
         loop {
-            let Some(j) = memchr::memchr2(b'"', b'\\', &b[i..]) else {
+            let Some(&c) = b.get(i) else {
                 return Err((b.len(), TextErrorKind::UnterminatedLabelValue));
             };
-            let j = i + j;
-            if b[j] == b'"' {
-                i = j + 1;
+            if c == b'"' {
+                i += 1;
                 break;
             }
-            match b.get(j + 1) {
-                Some(b'\\' | b'"' | b'n') => i = j + 2,
-                _ => return Err((j, TextErrorKind::InvalidEscape)),
+            if c == b'\\' {
+                match b.get(i + 1) {
+                    Some(b'\\' | b'"' | b'n') => i += 2,
+                    _ => return Err((i, TextErrorKind::InvalidEscape)),
+                }
+            } else {
+                i += 1;
             }
         }
         if loose {
