@@ -15,14 +15,15 @@
 //! Columns: `bits_per_value` = size of the codec's values-only form × 8 / values;
 //! `bits_per_sample` = size with timestamps × 8 / samples; `encode_mvalues_s` and
 //! `decode_mvalues_s` = millions of values per second for the values-only form, median of
-//! `--runs` runs on one thread; `lossless` = both forms decode to the same bits. A block larger
+//! `--runs` runs on one thread, timed in the thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`) so that
+//! other processes on a shared machine do not count; `lossless` = both forms decode to the same bits. A block larger
 //! than a codec accepts (the `store` format holds 65,535 samples) is cut into pieces first.
 //! After the rows, one summary row per codec with dataset `(mean)`: the mean over the datasets of
 //! each column (`values` is the total; `lossless` is `true` only if every dataset was).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::Duration;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -226,6 +227,14 @@ fn load_dir(dir: &Path, filter: &[String]) -> Vec<Dataset> {
     out
 }
 
+/// CPU time consumed by the calling thread.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 struct Row {
     codec: String,
     dataset: String,
@@ -285,19 +294,19 @@ fn measure(codec: &dyn Codec, ds: &Dataset, runs: usize) -> Row {
     let mut out = Vec::with_capacity(vbytes + 64);
     let mut back: Vec<f64> = Vec::with_capacity(limit.min(n));
     for _ in 0..runs.max(1) {
-        let t0 = Instant::now();
+        let t0 = thread_cpu();
         for (_, v) in &pieces {
             out.clear();
             let _ = codec.encode_values(v, &mut out);
         }
-        enc.push(n as f64 / t0.elapsed().as_secs_f64() / 1e6);
+        enc.push(n as f64 / (thread_cpu() - t0).as_secs_f64() / 1e6);
         std::hint::black_box(&out);
-        let t0 = Instant::now();
+        let t0 = thread_cpu();
         for e in &encoded_values {
             back.clear();
             let _ = codec.decode_values(e, &mut back);
         }
-        dec.push(n as f64 / t0.elapsed().as_secs_f64() / 1e6);
+        dec.push(n as f64 / (thread_cpu() - t0).as_secs_f64() / 1e6);
         std::hint::black_box(&back);
     }
     Row {
