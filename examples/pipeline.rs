@@ -174,7 +174,7 @@ fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -290,7 +290,13 @@ fn report(p: &Pipeline, r: &Replayed, shutdown: Duration) -> Result<(), Box<dyn 
     );
 
     let events = p.anomalies();
-    let burn = events.iter().min_by_key(|e| e.start_ms).map(|e| (e.start_ms + e.end_ms) / 2);
+    // The longest CPU event (most anomalous windows), earliest first on ties.
+    let burn = events
+        .iter()
+        .filter(|e| e.rule == "cpu")
+        .max_by_key(|e| (e.points, std::cmp::Reverse(e.start_ms)))
+        .or_else(|| events.first())
+        .map(|e| (e.start_ms + e.end_ms.min(e.start_ms + 120_000)) / 2);
     print_rollups(p, burn);
 
     println!("\nanomalies ({} events)", events.len());
@@ -353,7 +359,8 @@ fn report(p: &Pipeline, r: &Replayed, shutdown: Duration) -> Result<(), Box<dyn 
 
 fn print_rollups(p: &Pipeline, focus: Option<i64>) {
     let md = p.metadata();
-    let recs = p.rollups();
+    let mut recs = p.rollups();
+    recs.sort_by(|a, b| a.labels.cmp(&b.labels).then(a.start_ms.cmp(&b.start_ms)));
     let kind = |l: &Labels| {
         let name = l.metric_name().unwrap_or("");
         md.get(name).or_else(|| md.get(name.strip_suffix("_total").unwrap_or(name))).map(|m| m.metric_type)

@@ -47,6 +47,8 @@ mod batch;
 pub mod config;
 mod metrics;
 mod pipeline;
+#[cfg(feature = "server")]
+pub mod remote_write;
 pub mod replay;
 #[cfg(feature = "server")]
 pub mod server;

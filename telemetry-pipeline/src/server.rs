@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | POST | `/api/v1/import/prometheus` | text exposition (0.0.4, or OpenMetrics by `Content-Type`), timestamps optional; `204` once durable |
 //! | POST | `/api/v1/metrics` | JSON series `{"series":[{"metric","points","tags"}]}` (telemetry-core `format::json`); `202` once durable |
+//! | POST | `/api/v1/write` | Prometheus remote write 1.0 (snappy-compressed protobuf `WriteRequest`); `204` once durable |
 //! | POST | `/write` | InfluxDB line protocol (`precision` = `ns`/`us`/`ms`/`s`); `204` once durable |
 //! | GET/POST | `/api/v1/query`, `/api/v1/query_range` | PromQL, Prometheus's JSON |
 //! | GET/POST | `/api/v1/series`, `/api/v1/labels`, `/api/v1/label/{name}/values` | series metadata |
@@ -340,8 +341,31 @@ async fn import_influx(State(s): State<AppState>, RawQuery(q): RawQuery, headers
     submit(&s.p, b.finish(), StatusCode::NO_CONTENT).await
 }
 
-async fn remote_write() -> Response {
-    text(StatusCode::NOT_IMPLEMENTED, "Prometheus remote write is not implemented yet; use /api/v1/import/prometheus")
+async fn remote_write(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorized(&headers, &s.p.config().server.write_token) {
+        return unauthorized();
+    }
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.starts_with("application/x-protobuf") {
+        return text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Content-Type must be application/x-protobuf (remote write 1.0), not {ct:?}"),
+        );
+    }
+    match headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()) {
+        Some("snappy") => {}
+        other => {
+            return text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Content-Encoding must be snappy (remote write 1.0), not {other:?}"),
+            );
+        }
+    }
+    let batch = match crate::remote_write::decode(&body, s.p.config().server.max_body_bytes.saturating_mul(8)) {
+        Ok(b) => b,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+    };
+    submit(&s.p, batch, StatusCode::NO_CONTENT).await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -78,6 +78,15 @@ impl Drop for Server {
     }
 }
 
+const RW: [(&str, &str); 2] = [("Content-Type", "application/x-protobuf"), ("Content-Encoding", "snappy")];
+
+fn snap_of(b: &[u8]) -> Vec<u8> {
+    // A valid snappy frame around arbitrary (invalid protobuf) bytes.
+    let mut out = vec![b.len() as u8, ((b.len() as u8) - 1) << 2];
+    out.extend_from_slice(b);
+    out
+}
+
 fn cfg() -> PipelineConfig {
     let mut c = PipelineConfig::default();
     c.server.max_body_bytes = 4096;
@@ -93,7 +102,22 @@ fn writes_then_queries() {
         br#"{"series":[{"metric":"app.latency","type":"gauge","points":[[1700000000,5.5]],"tags":["env:prod"]}]}"#;
     assert_eq!(s.request("POST", "/api/v1/metrics", &[("Content-Type", "application/json")], json).0, 202);
     assert_eq!(s.request("POST", "/write?precision=s", &[], b"cpu,host=a usage=0.5 1700000000\n").0, 204);
-    assert_eq!(s.series(), 3);
+    {
+        use telemetry_pipeline::remote_write::*;
+        let req = WriteRequest {
+            timeseries: vec![TimeSeries {
+                labels: vec![
+                    Label { name: "__name__".into(), value: "rw_up".into() },
+                    Label { name: "job".into(), value: "x".into() },
+                ],
+                samples: vec![Sample { value: 1.0, timestamp: 1_700_000_000_000 }],
+            }],
+            metadata: vec![],
+        };
+        let (st, b) = s.request("POST", "/api/v1/write", &RW, &encode(&req));
+        assert_eq!(st, 204, "{b}");
+    }
+    assert_eq!(s.series(), 4);
 
     let (st, b) = s.get("/api/v1/query?query=rate(http_requests_total%5B2m%5D)&time=1700000060");
     assert_eq!(st, 200, "{b}");
@@ -111,11 +135,11 @@ fn writes_then_queries() {
     let (st, b) = s.get("/api/v1/metadata");
     assert!(st == 200 && b.contains(r#""type":"counter""#), "{b}");
     let (st, b) = s.get("/api/v1/status/tsdb");
-    assert!(st == 200 && b.contains(r#""numSeries":3"#), "{b}");
+    assert!(st == 200 && b.contains(r#""numSeries":4"#), "{b}");
     let (st, b) = s.get("/api/v1/anomalies");
     assert_eq!((st, b.as_str()), (200, r#"{"data":[],"status":"success"}"#));
     let (st, b) = s.get("/metrics");
-    assert!(st == 200 && b.contains("telemetry_ingest_samples_stored_total 4"), "{b}");
+    assert!(st == 200 && b.contains("telemetry_ingest_samples_stored_total 5"), "{b}");
     // POST form bodies work for queries as in Prometheus.
     let (st, b) = s.request(
         "POST",
@@ -129,7 +153,9 @@ fn writes_then_queries() {
 #[test]
 fn bad_input_is_refused_with_a_message_and_nothing_is_stored() {
     let s = Server::start(cfg());
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+    // (method, path, headers, body, expected status, text the answer must contain)
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("POST", "/api/v1/import/prometheus", vec![], b"ok 1 1000\nbad{x=\"1\" 2 1000\n".to_vec(), 400, "line 2"),
         ("POST", "/api/v1/import/prometheus", vec![], b"m{1x=\"a\"} 1 1000\n".to_vec(), 400, "label name"),
         ("POST", "/api/v1/import/prometheus", vec![], b"m 1 NaN\n".to_vec(), 400, "timestamp"),
@@ -155,7 +181,10 @@ fn bad_input_is_refused_with_a_message_and_nothing_is_stored() {
         ("POST", "/write", vec![], b"cpu,host=a usage=1\ncpu,host=a usage=zz\n".to_vec(), 400, "line 2"),
         ("POST", "/write", vec![], b"cpu,host=a msg=\"hi\"\n".to_vec(), 400, "string"),
         ("POST", "/write?precision=h", vec![], b"cpu usage=1\n".to_vec(), 400, "precision"),
-        ("POST", "/api/v1/write", vec![], b"\x00\x01".to_vec(), 501, "remote write"),
+        ("POST", "/api/v1/write", vec![], b"\x00\x01".to_vec(), 415, "application/x-protobuf"),
+        ("POST", "/api/v1/write", vec![("Content-Type", "application/x-protobuf")], b"\x00".to_vec(), 415, "snappy"),
+        ("POST", "/api/v1/write", RW.to_vec(), b"\xff\xff\xff\xff\x0f".to_vec(), 400, "snappy"),
+        ("POST", "/api/v1/write", RW.to_vec(), snap_of(b"\x0a\xff\xff"), 400, "protobuf"),
         ("GET", "/api/v1/query", vec![], vec![], 400, "query"),
         ("GET", "/api/v1/query?query=sum(", vec![], vec![], 400, "bad_data"),
         ("GET", "/api/v1/query?query=up&time=yesterday", vec![], vec![], 400, "time"),
