@@ -52,26 +52,33 @@ fn value_table() -> Vec<f64> {
         .collect()
 }
 
-fn run(agg: &mut Aggregator, refs: &[SeriesRef], values: &[f64], t0: &mut i64) {
-    for s in 0..SECONDS_PER_ITER {
-        let ts = *t0 + s * 1000;
+/// Pushes `seconds` of data at `hz` samples per second per key, in time order.
+fn run_hz(agg: &mut Aggregator, refs: &[SeriesRef], values: &[f64], t0: &mut i64, seconds: i64, hz: i64) {
+    let step = 1000 / hz;
+    for k in 0..seconds * hz {
+        let ts = *t0 + k * step;
         for (i, &r) in refs.iter().enumerate() {
-            let v = values[(i + ts as usize / 1000) & 4095];
+            let v = values[(i + k as usize) & 4095];
             let _ = black_box(agg.push(r, Sample::new(ts, v), 1.0));
         }
     }
-    *t0 += SECONDS_PER_ITER * 1000;
+    *t0 += seconds * 1000;
     black_box(agg.drain_records());
 }
 
-fn memory_per_key(set: AggregateSet, label: &str) {
+fn run(agg: &mut Aggregator, refs: &[SeriesRef], values: &[f64], t0: &mut i64) {
+    run_hz(agg, refs, values, t0, SECONDS_PER_ITER, 1);
+}
+
+fn memory_per_key(set: AggregateSet, label: &str, hz: i64) {
     let (mut agg, refs) = setup(set);
     let values = value_table();
-    // One full minute of data: one open window holding every key.
+    // 59 s of data at `hz`: one open window holding every key.
     let mut t0 = 0;
-    for _ in 0..(60 / SECONDS_PER_ITER) {
-        run(&mut agg, &refs, &values, &mut t0);
-    }
+    run_hz(&mut agg, &refs, &values, &mut t0, 59, hz);
+    // Feed buffered values to the sketches, as at window close.
+    agg.shrink_open();
+    let label = format!("{label}, {hz} Hz per key");
     let bytes = agg.memory_bytes();
     let window = agg.window_memory_bytes();
     println!(
@@ -86,8 +93,9 @@ fn memory_per_key(set: AggregateSet, label: &str) {
 }
 
 fn bench(c: &mut Criterion) {
-    memory_per_key(basic(), "count/sum/min/max");
-    memory_per_key(sketches(), "count/sum/min/max + t-digest + DDSketch");
+    memory_per_key(basic(), "count/sum/min/max", 1);
+    memory_per_key(sketches(), "count/sum/min/max + t-digest + DDSketch", 1);
+    memory_per_key(sketches(), "count/sum/min/max + t-digest + DDSketch", 10);
     let values = value_table();
     let mut g = c.benchmark_group("ingest_10k_keys");
     g.throughput(Throughput::Elements(KEYS as u64 * SECONDS_PER_ITER as u64));
@@ -96,6 +104,11 @@ fn bench(c: &mut Criterion) {
         let mut t0 = 0i64;
         g.bench_function(name, |b| b.iter(|| run(&mut agg, &refs, &values, &mut t0)));
     }
+    // Ten samples per key per second: 600 per key and window, so the per-window cost of the
+    // sketches (allocation, centring, quantile reads at close) is spread over more samples.
+    let (mut agg, refs) = setup(sketches());
+    let mut t0 = 0i64;
+    g.bench_function("with_tdigest_ddsketch_10hz", |b| b.iter(|| run_hz(&mut agg, &refs, &values, &mut t0, 1, 10)));
     g.finish();
 }
 

@@ -604,6 +604,13 @@ impl WindowAggregate {
         Ok(())
     }
 
+    /// Feeds buffered values to the sketches.
+    pub fn flush_sketches(&mut self) {
+        if let Some(x) = &mut self.extras {
+            x.flush();
+        }
+    }
+
     /// Folds counter pieces (see [`CounterAgg::compact`]).
     pub fn compact(&mut self) {
         if let Some(c) = self.extras.as_mut().and_then(|x| x.counter.as_mut()) {

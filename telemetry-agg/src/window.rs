@@ -672,6 +672,16 @@ impl Aggregator {
         }
     }
 
+    /// Feeds buffered values of open windows to their sketches (done anyway when a window
+    /// closes), so that [`memory_bytes`](Self::memory_bytes) reflects the sketches' size.
+    pub fn shrink_open(&mut self) {
+        for w in &mut self.windows {
+            for (_, a) in &mut w.aggs {
+                a.flush_sketches();
+            }
+        }
+    }
+
     /// Moves event time forward to `ts_ms` without a sample (for example from a clock when the
     /// stream is idle), closing the windows the new watermark passes.
     pub fn advance_to(&mut self, ts_ms: i64) {
