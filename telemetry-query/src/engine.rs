@@ -500,6 +500,14 @@ struct RangeIn {
 impl RangeIn {
     /// Calls `f(step, ts, vs)` for every step whose window `(ref - range, ref]` holds samples.
     fn for_windows(&self, raw: &Raw, mut f: impl FnMut(usize, &[i64], &[f64])) {
+        self.for_windows_at(raw, |i, lo, ts, vs| {
+            let _ = lo;
+            f(i, ts, vs)
+        });
+    }
+
+    /// As [`for_windows`](Self::for_windows), also passing the window's first index in `raw`.
+    fn for_windows_at(&self, raw: &Raw, mut f: impl FnMut(usize, usize, &[i64], &[f64])) {
         let (mut lo, mut hi) = (0usize, 0usize);
         let n = raw.ts.len();
         for (i, &r) in self.refs.iter().enumerate() {
@@ -515,7 +523,7 @@ impl RangeIn {
                 lo += 1;
             }
             if lo < hi {
-                f(i, &raw.ts[lo..hi], &raw.vs[lo..hi]);
+                f(i, lo, &raw.ts[lo..hi], &raw.vs[lo..hi]);
             }
         }
     }
@@ -740,7 +748,7 @@ impl<'a> Ev<'a> {
                 let mut raw = Raw { labels: s.labels, drop_name: false, ts: Vec::new(), vs: Vec::new() };
                 while s.samples.next_batch(&mut batch)? {
                     self.count_loaded(batch.len())?;
-                    if drop_stale {
+                    if drop_stale && batch.values.iter().any(|v| is_stale_nan(*v)) {
                         for (&t, &v) in batch.timestamps.iter().zip(&batch.values) {
                             if !is_stale_nan(v) {
                                 raw.ts.push(t);
@@ -2042,13 +2050,30 @@ impl<'a> Ev<'a> {
                 self.check()?;
             }
             let mut pts: Vec<(u32, f64)> = Vec::new();
-            r.for_windows(raw, |i, ts, vs| {
+            // Prefix counts of counter resets, so that a window without one skips the
+            // correction loop (the result is computed the same way either way).
+            let resets: Vec<u32> = if matches!(rf, RangeFn::Rate | RangeFn::Increase) {
+                let mut acc = 0u32;
+                let mut v = Vec::with_capacity(raw.vs.len());
+                for (k, x) in raw.vs.iter().enumerate() {
+                    if k > 0 && *x < raw.vs[k - 1] {
+                        acc += 1;
+                    }
+                    v.push(acc);
+                }
+                v
+            } else {
+                Vec::new()
+            };
+            r.for_windows_at(raw, |i, lo, ts, vs| {
                 let end = r.refs[i];
                 let start = end.saturating_sub(range);
                 let v = match rf {
-                    RangeFn::Rate => f::extrapolated_rate(ts, vs, start, end, range, true, true),
-                    RangeFn::Increase => f::extrapolated_rate(ts, vs, start, end, range, true, false),
-                    RangeFn::Delta => f::extrapolated_rate(ts, vs, start, end, range, false, false),
+                    RangeFn::Rate | RangeFn::Increase => {
+                        let has_reset = resets[lo + vs.len() - 1] != resets[lo];
+                        f::extrapolated_rate(ts, vs, start, end, range, has_reset, rf == RangeFn::Rate, true)
+                    }
+                    RangeFn::Delta => f::extrapolated_rate(ts, vs, start, end, range, false, false, false),
                     RangeFn::Irate => f::instant_value(ts, vs, true),
                     RangeFn::Idelta => f::instant_value(ts, vs, false),
                     RangeFn::Deriv => (ts.len() >= 2).then(|| f::linear_regression(ts, vs, ts[0]).0),

@@ -20,15 +20,18 @@ pub fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
 
 /// `rate`, `increase` and `delta` with Prometheus's extrapolation (`extrapolatedRate`).
 /// `range_start` is exclusive and `range_end` inclusive (ms); `range_ms` is the selector range.
-/// `None` when the window holds fewer than two samples.
+/// `may_reset` (counters only) is `false` when the caller knows the window has no counter
+/// reset, which skips the correction loop. `None` when the window holds fewer than two samples.
+#[allow(clippy::too_many_arguments)]
 pub fn extrapolated_rate(
     ts: &[i64],
     vs: &[f64],
     range_start: i64,
     range_end: i64,
     range_ms: i64,
-    is_counter: bool,
+    may_reset: bool,
     is_rate: bool,
+    is_counter: bool,
 ) -> Option<f64> {
     let n = ts.len();
     if n < 2 {
@@ -37,7 +40,7 @@ pub fn extrapolated_rate(
     let n1 = n - 1;
     let (first_t, last_t) = (ts[0], ts[n1]);
     let mut result = vs[n1] - vs[0];
-    if is_counter {
+    if is_counter && may_reset {
         let mut prev = vs[0];
         for &v in &vs[1..] {
             if v < prev {
