@@ -24,6 +24,9 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use telemetry_compress::XorChunk;
 use telemetry_store::{Head, HeadOptions, SyncPolicy};
 
+/// Sorted `(name, value)` label pairs.
+type Pairs = Vec<(String, String)>;
+
 struct Data {
     name: &'static str,
     /// Sorted label pairs per series.
@@ -50,7 +53,7 @@ fn unescape(s: &str) -> String {
 }
 
 /// Parses one sample line of the OpenMetrics text: `name{a="b",...} value ts_seconds`.
-fn parse_line(line: &str) -> Option<(Vec<(String, String)>, i64, f64)> {
+fn parse_line(line: &str) -> Option<(Pairs, i64, f64)> {
     let (name_end, rest) = match line.find(['{', ' ']) {
         Some(i) => (i, &line[i..]),
         None => return None,

@@ -71,7 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for (i, l) in labels.iter().enumerate() {
                 app.append(l, t, (k as f64) * 0.25 + (i % 13) as f64)?;
                 n += 1;
-                if n % 1_000 == 0 {
+                if n.is_multiple_of(1_000) {
                     app.commit()?;
                 }
             }

@@ -1,5 +1,5 @@
 //! The write-ahead log: numbered segment files of framed, checksummed records
-//! ([`record`](crate::record)), replayed on open, with a checkpoint that drops what blocks hold.
+//! ([`crate::record`] framing), replayed on open, with a checkpoint that drops what blocks hold.
 //!
 //! The design follows Prometheus's `tsdb/wlog` (segments named by an 8-digit sequence number,
 //! `checkpoint.N` directories holding the still-needed part of segments `..=N`), simplified:
