@@ -60,7 +60,8 @@ pub struct DetectorConfig {
     /// Trailing window kept for season detection and refits (default 4032 samples). Must be
     /// >= `warmup`.
     pub history: usize,
-    /// Model parameters are refitted every this many grid steps (default 2016; 0 = never).
+    /// Model parameters are refitted every this many grid steps (default 2016; 0 = never, and
+    /// then Holt-Winters drops the trailing window after the first fit to save memory).
     pub refit_every: usize,
     /// Largest gap, in grid steps, bridged by forecasting through it (default 288). A longer
     /// gap makes the model stale: it is dropped and the detector warms up again.

@@ -30,7 +30,9 @@
 //! 5. **Refits.** Every [`DetectorConfig::refit_every`] steps the season is re-detected and the
 //!    model refitted on the trailing [`DetectorConfig::history`] window (Holt-Winters warm-starts
 //!    from its current parameters); a baseline may also ask for cheaper refits of its own
-//!    ([`Baseline::refit_every`], used by STL).
+//!    ([`Baseline::refit_every`], used by STL). With no refits scheduled
+//!    (`refit_every = 0` and a baseline that asks for none, i.e. Holt-Winters) the window is
+//!    dropped after the fit, leaving only the model state (about 2.4 KB for a 288-step season).
 //!
 //! The scale never drops below [`DetectorConfig::min_scale_fraction`] × the mean absolute value
 //! of the fit window (and never below 1e-12), so constant series do not divide by zero: on a
@@ -175,7 +177,16 @@ impl<B: Baseline + Clone> ResidualDetector<B> {
         self.scale.max(self.scale_floor)
     }
 
+    /// Whether the trailing window is still needed: always while warming up, afterwards only
+    /// when refits are scheduled.
+    fn keeps_history(&self) -> bool {
+        !self.baseline.is_fitted() || self.cfg.refit_every > 0 || self.baseline.refit_every() > 0
+    }
+
     fn push_history(&mut self, v: f64) {
+        if !self.keeps_history() {
+            return;
+        }
         if self.history.len() == self.cfg.history {
             self.history.pop_front();
         }
@@ -219,6 +230,9 @@ impl<B: Baseline + Clone> ResidualDetector<B> {
         // Initial scale: robust sigma of one-step errors replayed over the last part of the
         // window with a copy of the model fitted on the part before it.
         self.scale = self.initial_scale().max(self.scale_floor);
+        if !self.keeps_history() {
+            self.history = VecDeque::new();
+        }
         self.since_refit = 0;
         self.since_full = 0;
     }
@@ -333,10 +347,10 @@ impl<B: Baseline + Clone> Detector for ResidualDetector<B> {
         if !value.is_finite() {
             return Err(AnomalyError::NonFiniteValue { timestamp_ms: ts, value });
         }
-        if let Some(last) = self.last_ts {
-            if ts < last {
-                return Err(AnomalyError::OutOfOrder { timestamp_ms: ts, last_ms: last });
-            }
+        if let Some(last) = self.last_ts
+            && ts < last
+        {
+            return Err(AnomalyError::OutOfOrder { timestamp_ms: ts, last_ms: last });
         }
         let score = if !self.baseline.is_fitted() {
             let dup = self.last_ts == Some(ts);

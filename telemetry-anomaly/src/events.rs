@@ -49,10 +49,10 @@ impl EventTracker {
     /// first point of the qualifying run) otherwise.
     pub fn observe(&mut self, ts: i64, anomalous: bool, run_start_ms: i64, score: f64) -> EventUpdate {
         let mut out = EventUpdate::default();
-        if let Some(e) = self.open {
-            if ts.saturating_sub(e.end_ms) > self.suppression_ms {
-                out.closed = self.open.take();
-            }
+        if let Some(e) = self.open
+            && ts.saturating_sub(e.end_ms) > self.suppression_ms
+        {
+            out.closed = self.open.take();
         }
         if anomalous {
             let score = score.abs();

@@ -208,9 +208,12 @@ impl HoltWinters {
         let mean_abs = v.iter().map(|x| x.abs()).sum::<f64>() / v.len().max(1) as f64;
         let sigma0 = sigma0.max(1e-6 * (1.0 + mean_abs));
         let positive = v.iter().all(|&x| x > 0.0);
+        let current = [self.multiplicative];
         let forms: &[bool] = match (self.mode, positive && m > 1) {
             (Seasonality::Additive, _) | (_, false) => &[false],
             (Seasonality::Multiplicative, true) => &[true],
+            // A warm refit keeps the form chosen by the last full fit.
+            (Seasonality::Auto, true) if warm && self.fitted => &current,
             (Seasonality::Auto, true) => &[false, true],
         };
         let seasonal = m > 1;

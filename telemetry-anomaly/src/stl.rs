@@ -58,7 +58,7 @@ impl StlBaseline {
 
 impl Baseline for StlBaseline {
     fn fit(&mut self, history: &[f64], period: Option<usize>, _full: bool) {
-        let m = period.filter(|&m| m >= 2 && history.len() >= 2 * m + 1);
+        let m = period.filter(|&m| m >= 2 && history.len() > 2 * m);
         let want = match m {
             Some(m) => m * self.opts.window_periods.max(2),
             None => self.opts.window_no_season,
