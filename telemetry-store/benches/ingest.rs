@@ -13,6 +13,9 @@
 //! the floor the head's overhead is measured against).
 //!
 //! Run: `cargo bench -p telemetry-store --bench ingest -- --warm-up-time 1 --measurement-time 3`
+//! (set `STORE_BENCH_SKIP_SYNTHETIC=1` to run the capture only). Besides criterion's wall-time
+//! figures, it prints throughput by the ingest thread's CPU time: on a loaded machine that is
+//! the figure for "one core".
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
@@ -280,6 +283,9 @@ fn bench_capture(c: &mut Criterion) {
 }
 
 fn bench_synthetic(c: &mut Criterion) {
+    if std::env::var("STORE_BENCH_SKIP_SYNTHETIC").is_ok() {
+        return;
+    }
     let d = synthetic(1_000_000);
     let n = d.series.len();
     let round = |head: &Head, t: i64| {

@@ -127,12 +127,8 @@ pub(crate) struct Table {
 }
 
 impl Table {
-    fn lookup_pairs<'a>(
-        &self,
-        fp: Fingerprint,
-        pairs: impl IntoIterator<Item = (&'a str, &'a str)> + Clone,
-    ) -> Option<&Arc<MemSeries>> {
-        self.by_fp.get(&fp.0)?.iter().find(|s| s.matches_pairs(pairs.clone()))
+    fn lookup_key(&self, fp: Fingerprint, key: &[u8]) -> Option<&Arc<MemSeries>> {
+        self.by_fp.get(&fp.0)?.iter().find(|s| *s.key == *key)
     }
 
     fn lookup(&self, labels: &Labels, fp: Fingerprint) -> Option<&Arc<MemSeries>> {
@@ -375,7 +371,7 @@ impl Head {
 
     /// A new appender. Appenders are independent; many may be used from different threads.
     pub fn appender(&self) -> Appender<'_> {
-        Appender { head: self, pending: Vec::new(), refused: 0 }
+        Appender { head: self, pending: Vec::new(), refused: 0, key: Vec::with_capacity(256) }
     }
 
     /// The reference of the series with these labels, if the head has it.
@@ -532,6 +528,8 @@ pub struct Appender<'h> {
     head: &'h Head,
     pending: Vec<(Arc<MemSeries>, i64, f64)>,
     refused: u64,
+    /// Reused buffer for the byte key of parsed pairs.
+    key: Vec<u8>,
 }
 
 impl std::fmt::Debug for Appender<'_> {
@@ -600,8 +598,19 @@ impl Appender<'_> {
     where
         I: IntoIterator<Item = (&'a str, &'a str)> + Clone,
     {
-        let fp = Fingerprint::of_sorted_pairs(pairs.clone());
-        let found = read(&self.head.table).lookup_pairs(fp, pairs.clone()).cloned();
+        // The key is exactly the byte string the fingerprint hashes (`name 0xff value 0xff …`,
+        // see telemetry-core's `Fingerprint`), so one pass builds both, and a known series is
+        // confirmed with one comparison.
+        self.key.clear();
+        for (n, v) in pairs.clone() {
+            self.key.extend_from_slice(n.as_bytes());
+            self.key.push(0xff);
+            self.key.extend_from_slice(v.as_bytes());
+            self.key.push(0xff);
+        }
+        let fp = Fingerprint(xxhash_rust::xxh64::xxh64(&self.key, 0));
+        debug_assert_eq!(fp, Fingerprint::of_sorted_pairs(pairs.clone()));
+        let found = read(&self.head.table).lookup_key(fp, &self.key).cloned();
         let s = match found {
             Some(s) => s,
             None => {

@@ -316,21 +316,6 @@ impl MemSeries {
         self.data.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn matches_pairs<'a>(&self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
-        let key = &*self.key;
-        let mut off = 0usize;
-        for (n, v) in pairs {
-            for part in [n.as_bytes(), v.as_bytes()] {
-                let end = off + part.len();
-                if key.len() <= end || &key[off..end] != part || key[end] != 0xff {
-                    return false;
-                }
-                off = end + 1;
-            }
-        }
-        off == key.len()
-    }
-
     /// The byte key of a label set (see [`MemSeries::key`]).
     pub(crate) fn key_of(labels: &Labels) -> Box<[u8]> {
         let mut k = Vec::with_capacity(labels.bytes_len() + 2 * labels.len());
