@@ -14,7 +14,11 @@
 //!   [`XorChunk::min_time`]/[`XorChunk::max_time`], and the bulk decoders
 //!   [`XorChunk::decode_into`] / [`decode_xor_chunk`].
 //! - The adaptive store chunk ([`store`]): [`encode_store_chunk`] / [`encode_store_chunk_into`]
-//!   and [`decode_store_chunk`]; one encoding byte in front, then the encoding's body.
+//!   and [`decode_store_chunk`]; one encoding byte in front, then the smallest of several
+//!   encodings (regular, grid, delta-of-delta or packed timestamps; constant, Gorilla XOR or
+//!   ALP-scaled integer deltas for values), at most [`STORE_MAX_SAMPLES`] samples per chunk.
+//!   [`store::encode_store_chunk_xor`] writes a plain Prometheus XOR chunk behind its encoding
+//!   byte instead.
 //! - One error type, [`ChunkError`].
 //!
 //! ## Research
