@@ -578,7 +578,9 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("anomaly.rules[0].selector"), "{e}");
-        let e = PipelineConfig::from_toml_str("[sampling.default]\npolicy = \"probabilistic\"\np = 0.5\nq = 1\n");
-        assert!(e.is_ok() || e.is_err()); // unknown keys inside telemetry-agg's policies follow its serde rules
+        let e = PipelineConfig::from_toml_str("[sampling.default]\npolicy = \"sometimes\"\n").unwrap_err().to_string();
+        assert!(e.contains("sometimes"), "{e}");
+        let e = PipelineConfig::from_toml_str("[server]\nlisten = \"localhost\"\n").unwrap_err().to_string();
+        assert!(e.contains("server.listen"), "{e}");
     }
 }

@@ -203,7 +203,8 @@ fn sniff(chunk: &[u8]) -> Flavor {
         let ts = if line.contains('}') { fields.get(1) } else { fields.get(2) };
         if let Some(ts) = ts {
             // OpenMetrics writes seconds (often with a fraction); 0.0.4 integer milliseconds.
-            if ts.contains('.') || ts.parse::<f64>().is_ok_and(|t| t.abs() < 1e11) {
+            // An integer between 1e8 and 1e11 reads as seconds since 1973..5138, not as ms.
+            if ts.contains('.') || ts.parse::<f64>().is_ok_and(|t| (1e8..1e11).contains(&t.abs())) {
                 return Flavor::OpenMetrics;
             }
             return Flavor::Prometheus;
@@ -570,4 +571,33 @@ pub fn decode_text(body: &[u8], flavor: Flavor, default_ts_ms: i64) -> Result<Ba
         b.metadata(&f, m);
     }
     Ok(b.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_the_flavour() {
+        assert_eq!(sniff(b"# TYPE up gauge\nup{job=\"a\"} 1 1795264944.510\n# EOF\n"), Flavor::OpenMetrics);
+        assert_eq!(sniff(b"up{job=\"a\"} 1 1795264944\n"), Flavor::OpenMetrics);
+        assert_eq!(sniff(b"# HELP up x\nup{job=\"a\"} 1 1795264944510\n"), Flavor::Prometheus);
+        assert_eq!(sniff(b"up 1 1795264944510\n"), Flavor::Prometheus);
+    }
+
+    #[test]
+    fn reads_plain_prometheus_text_and_names_bad_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cap.prom");
+        std::fs::write(&p, "# TYPE a counter\na_total{x=\"1\"} 1 1000\nb 2 1000\na_total{x=\"1\"} 3 2000\n").unwrap();
+        let c = read_capture(&p, InputFormat::Auto, &mut |_, _| {}).unwrap();
+        assert_eq!((c.series_count(), c.samples), (2, 3));
+        assert_eq!(c.column(0).unwrap(), (&[1000i64, 2000][..], &[1.0, 3.0][..]));
+        assert_eq!(c.flavor, Some(Flavor::Prometheus));
+        std::fs::write(&p, "a 1 1000\na 2 2000\nb{ 3 1000\n").unwrap();
+        let e = read_capture(&p, InputFormat::Auto, &mut |_, _| {}).unwrap_err().to_string();
+        assert!(e.contains("line 3"), "{e}");
+        let e = read_capture(&dir.path().join("missing"), InputFormat::Auto, &mut |_, _| {}).unwrap_err().to_string();
+        assert!(e.contains("missing"), "{e}");
+    }
 }
