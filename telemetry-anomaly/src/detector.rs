@@ -13,7 +13,7 @@
 //!    interpolated linearly, samples sharing a slot keep the later); an irregular one is
 //!    treated as a sequence (every new timestamp is one step, nothing is imputed). The season
 //!    length is detected
-//!    ([`detect_period`](crate::season::detect_period)), the baseline is fitted on the
+//!    ([`detect_period`]), the baseline is fitted on the
 //!    kept window and the scale starts at the robust sigma of the fit's residuals.
 //! 3. **Scoring.** Each sample of a regular series is placed on the step grid
 //!    (`round((t − t_prev) / step)` steps after the previous one). Missing steps in between are
