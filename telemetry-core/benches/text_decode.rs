@@ -11,8 +11,10 @@
 //!   0.0.4 text (millisecond timestamps) for ours and `prometheus-parse` (which cannot read
 //!   fractional-second timestamps). Throughput is in bytes of each parser's own input.
 //!
-//! Before criterion runs, a table prints the median of 5 timed runs per parser in MB/s and
-//! samples/s (samples counted from what each parser returns).
+//! Before criterion runs, a table prints, per parser, the median of 5 timed runs (3 for slow
+//! ones) in MB/s and samples/s of wall time and of the thread's CPU time (the single-core figure
+//! on a shared machine). Samples are the sample lines of the input; what each parser returns is
+//! printed too.
 //!
 //! Run: `cargo bench -p telemetry-core --bench text_decode -- --warm-up-time 1 --measurement-time 3`
 
@@ -113,27 +115,43 @@ fn openmetrics_parser_004(input: &str) -> Result<usize, String> {
     Ok(exp.families.values().map(|f| f.iter_samples().count()).sum())
 }
 
-fn median_secs(mut f: impl FnMut() -> usize, runs: usize) -> (f64, usize) {
-    let mut times = Vec::new();
+/// CPU time of this thread in seconds (Linux `/proc/thread-self/schedstat`), when available:
+/// on a shared machine, bytes per CPU-second is the single-core figure that wall time hides.
+fn thread_cpu_secs() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 / 1e9)
+}
+
+/// Medians of wall time and thread CPU time over `runs` runs, and the last result.
+fn median_secs(mut f: impl FnMut() -> usize, runs: usize) -> (f64, Option<f64>, usize) {
+    let mut wall = Vec::new();
+    let mut cpu = Vec::new();
     let mut n = 0;
     for _ in 0..runs {
+        let c0 = thread_cpu_secs();
         let t = Instant::now();
         n = f();
-        times.push(t.elapsed().as_secs_f64());
+        wall.push(t.elapsed().as_secs_f64());
+        if let (Some(a), Some(b)) = (c0, thread_cpu_secs()) {
+            cpu.push(b - a);
+        }
     }
-    times.sort_by(f64::total_cmp);
-    (times[times.len() / 2], n)
+    wall.sort_by(f64::total_cmp);
+    cpu.sort_by(f64::total_cmp);
+    (wall[wall.len() / 2], cpu.get(cpu.len() / 2).copied(), n)
 }
 
 /// `samples` is the number of sample lines in the input (the same for every parser of a
 /// slice); `returned` is what the parser handed back (peers group histogram lines).
-fn row(name: &str, bytes: usize, secs: f64, samples: usize, returned: usize) {
+fn row(name: &str, bytes: usize, (secs, cpu, returned): (f64, Option<f64>, usize), samples: usize) {
+    let per_cpu = cpu.map_or(String::from("n/a"), |c| format!("{:.1} MB/s", bytes as f64 / c / 1e6));
     println!(
-        "{name:<44} {:>9.1} MB/s {:>12.0} samples/s  ({samples} sample lines, {returned} items returned, {:.1} MB, median {:.3} s)",
+        "{name:<44} {:>8.1} MB/s {:>10.0} samples/s | per CPU-second: {per_cpu}, {:.0} samples/s | {samples} sample lines, {returned} items returned, {:.1} MB",
         bytes as f64 / secs / 1e6,
         samples as f64 / secs,
+        cpu.map_or(0.0, |c| samples as f64 / c),
         bytes as f64 / 1e6,
-        secs
     );
 }
 
@@ -151,20 +169,21 @@ fn main() {
         slice_prom.len() as f64 / 1e6
     );
     let runs = 5;
-    let (t, n) = median_secs(|| ours(&om, Flavor::OpenMetrics), if om.len() > SLICE_BYTES { 3 } else { runs });
-    row(&format!("ours openmetrics ({what})"), om.len(), t, n, n);
-    let (t, lines) = median_secs(|| ours(&slice, Flavor::OpenMetrics), runs);
-    row("slice: ours openmetrics", slice.len(), t, lines, lines);
-    let (t, n) = median_secs(|| ours_with_labels(&slice, Flavor::OpenMetrics), runs);
-    row("slice: ours openmetrics + label iteration", slice.len(), t, lines, n);
-    let (t, n) = median_secs(|| ours(&slice_prom, Flavor::Prometheus), runs);
-    row("slice: ours prometheus 0.0.4", slice_prom.len(), t, lines, n);
-    let (t, n) = median_secs(|| prometheus_parse(slice_prom_str), 3);
-    row("slice: prometheus-parse 0.2 (0.0.4)", slice_prom.len(), t, lines, n);
+    let m = median_secs(|| ours(&om, Flavor::OpenMetrics), if om.len() > SLICE_BYTES { 3 } else { runs });
+    row(&format!("ours openmetrics ({what})"), om.len(), m, m.2);
+    let m = median_secs(|| ours(&slice, Flavor::OpenMetrics), runs);
+    let lines = m.2;
+    row("slice: ours openmetrics", slice.len(), m, lines);
+    let m = median_secs(|| ours_with_labels(&slice, Flavor::OpenMetrics), runs);
+    row("slice: ours openmetrics + label iteration", slice.len(), m, lines);
+    let m = median_secs(|| ours(&slice_prom, Flavor::Prometheus), runs);
+    row("slice: ours prometheus 0.0.4", slice_prom.len(), m, lines);
+    let m = median_secs(|| prometheus_parse(slice_prom_str), 3);
+    row("slice: prometheus-parse 0.2 (0.0.4)", slice_prom.len(), m, lines);
     let om_peer_ok = match openmetrics_parser(slice_str) {
         Ok(_) => {
-            let (t, n) = median_secs(|| openmetrics_parser(slice_str).unwrap_or(0), 3);
-            row("slice: openmetrics-parser 0.5 (openmetrics)", slice.len(), t, lines, n);
+            let m = median_secs(|| openmetrics_parser(slice_str).unwrap_or(0), 3);
+            row("slice: openmetrics-parser 0.5 (openmetrics)", slice.len(), m, lines);
             true
         }
         Err(e) => {
@@ -174,8 +193,8 @@ fn main() {
     };
     let om_peer_004_ok = match openmetrics_parser_004(slice_prom_str) {
         Ok(_) => {
-            let (t, n) = median_secs(|| openmetrics_parser_004(slice_prom_str).unwrap_or(0), 3);
-            row("slice: openmetrics-parser 0.5 (0.0.4)", slice_prom.len(), t, lines, n);
+            let m = median_secs(|| openmetrics_parser_004(slice_prom_str).unwrap_or(0), 3);
+            row("slice: openmetrics-parser 0.5 (0.0.4)", slice_prom.len(), m, lines);
             true
         }
         Err(e) => {
