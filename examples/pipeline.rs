@@ -254,13 +254,18 @@ fn report(p: &Pipeline, r: &Replayed, shutdown: Duration) -> Result<(), Box<dyn 
     );
     let total = r.decode + r.ingest;
     println!(
-        "rate      decode {:.2} s, event-time merge + ingest + acknowledge {:.2} s ({:.2}M samples/s); end to end {:.2} s = {:.2}M samples/s (durable: fdatasync before every acknowledgement, {} WAL syncs); final flush {:.2} s",
+        "rate      decode {:.2} s, event-time merge + ingest + acknowledge {:.2} s ({:.2}M samples/s); end to end {:.2} s = {:.2}M samples/s ({}); final flush {:.2} s",
         r.decode.as_secs_f64(),
         r.ingest.as_secs_f64(),
         a.samples as f64 / r.ingest.as_secs_f64() / 1e6,
         total.as_secs_f64(),
         a.samples as f64 / total.as_secs_f64() / 1e6,
-        stats.wal_syncs,
+        match p.config().storage.ack {
+            telemetry_pipeline::AckMode::Synced => {
+                format!("durable: fdatasync before every acknowledgement, {} group syncs", stats.wal_syncs)
+            }
+            telemetry_pipeline::AckMode::Written => "acknowledged after write(2), before fdatasync".to_string(),
+        },
         shutdown.as_secs_f64(),
     );
     println!(
