@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use xxhash_rust::xxh64::{Xxh64, xxh64};
+use smallvec::SmallVec;
+use xxhash_rust::xxh64::xxh64;
 
 /// The separator byte Prometheus puts after each label name and value when hashing.
 const SEP: u8 = 0xff;
@@ -18,46 +19,40 @@ pub struct Fingerprint(pub u64);
 
 impl Fingerprint {
     /// Hashes pairs that are already sorted by name (the caller's guarantee: a [`Labels`]
-    /// iterator, or parsed labels sorted in place). Allocates nothing: label sets up to 1 KiB
-    /// hash from a stack buffer, larger ones stream.
+    /// iterator, or parsed labels sorted in place). Label sets up to 512 bytes are hashed from
+    /// an uninitialised stack buffer, larger ones from the heap.
     ///
     /// [`Labels`]: crate::Labels
-    pub fn of_sorted_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)> + Clone) -> Self {
-        let mut buf = [0u8; 1024];
-        let mut len = 0usize;
-        let mut fits = true;
-        for (n, v) in pairs.clone() {
-            let need = n.len() + v.len() + 2;
-            if len + need > buf.len() {
-                fits = false;
-                break;
-            }
-            buf[len..len + n.len()].copy_from_slice(n.as_bytes());
-            len += n.len();
-            buf[len] = SEP;
-            len += 1;
-            buf[len..len + v.len()].copy_from_slice(v.as_bytes());
-            len += v.len();
-            buf[len] = SEP;
-            len += 1;
-        }
-        if fits {
-            return Fingerprint(xxh64(&buf[..len], 0));
-        }
-        let mut h = Xxh64::new(0);
+    pub fn of_sorted_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut key: SmallVec<[u8; 512]> = SmallVec::new();
         for (n, v) in pairs {
-            h.update(n.as_bytes());
-            h.update(&[SEP]);
-            h.update(v.as_bytes());
-            h.update(&[SEP]);
+            push_key_pair(&mut key, n, v);
         }
-        Fingerprint(h.digest())
+        Fingerprint::of_key_bytes(&key)
+    }
+
+    /// Hashes a label key already laid out as `name₁ 0xff value₁ 0xff …` (labels sorted by
+    /// name): for each label its name, the byte `0xff`, its value and
+    /// `0xff` again. Ingest paths that keep such a key per series
+    /// use this to hash without building [`Labels`](crate::Labels).
+    #[inline]
+    pub fn of_key_bytes(key: &[u8]) -> Self {
+        Fingerprint(xxh64(key, 0))
     }
 
     /// The hash as a number.
     pub fn as_u64(self) -> u64 {
         self.0
     }
+}
+
+/// Appends one label to a fingerprint key: `name 0xff value 0xff`.
+#[inline]
+fn push_key_pair(key: &mut SmallVec<[u8; 512]>, name: &str, value: &str) {
+    key.extend_from_slice(name.as_bytes());
+    key.push(SEP);
+    key.extend_from_slice(value.as_bytes());
+    key.push(SEP);
 }
 
 impl fmt::Debug for Fingerprint {

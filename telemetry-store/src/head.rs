@@ -608,7 +608,7 @@ impl Appender<'_> {
             self.key.extend_from_slice(v.as_bytes());
             self.key.push(0xff);
         }
-        let fp = Fingerprint(xxhash_rust::xxh64::xxh64(&self.key, 0));
+        let fp = Fingerprint::of_key_bytes(&self.key);
         debug_assert_eq!(fp, Fingerprint::of_sorted_pairs(pairs.clone()));
         let found = read(&self.head.table).lookup_key(fp, &self.key).cloned();
         let s = match found {
