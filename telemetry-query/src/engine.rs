@@ -80,7 +80,63 @@ pub struct Engine {
 /// # Errors
 /// [`QueryError::Parse`] with the parser's message.
 pub fn parse(query: &str) -> Result<Expr, QueryError> {
-    promql_parser::parser::parse(query).map_err(QueryError::Parse)
+    check_duration_numbers(query)?;
+    // promql-parser 0.11 panics on some out-of-range input (found by fuzzing); keep that a
+    // typed error for callers that unwind.
+    match std::panic::catch_unwind(|| promql_parser::parser::parse(query)) {
+        Ok(r) => r.map_err(QueryError::Parse),
+        Err(_) => Err(QueryError::Parse("the parser failed on this input".into())),
+    }
+}
+
+/// Rejects numbers used as durations (inside `[...]` or after `offset`) that no duration can
+/// hold: `promql-parser` converts them with `Duration::from_secs_f64`, which panics.
+fn check_duration_numbers(query: &str) -> Result<(), QueryError> {
+    let too_big = |tok: &str| tok.parse::<f64>().is_ok_and(|v| !v.is_finite() || v.abs() > 1e12);
+    let mut depth = 0i32;
+    let mut after_offset = false;
+    let is_tok = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '_';
+    let mut it = query.char_indices().peekable();
+    while let Some((i, c)) = it.next() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            '"' | '\'' | '`' => {
+                // Skip string literals.
+                let mut esc = false;
+                for (_, d) in it.by_ref() {
+                    if esc {
+                        esc = false;
+                    } else if d == '\\' && c != '`' {
+                        esc = true;
+                    } else if d == c {
+                        break;
+                    }
+                }
+            }
+            _ if is_tok(c) => {
+                let mut end = i + c.len_utf8();
+                while let Some(&(j, d)) = it.peek() {
+                    if !is_tok(d) && !((d == '+' || d == '-') && query[..j].ends_with(['e', 'E'])) {
+                        break;
+                    }
+                    end = j + d.len_utf8();
+                    it.next();
+                }
+                let tok = &query[i..end];
+                if (depth > 0 || after_offset) && too_big(tok) {
+                    return Err(QueryError::Parse(format!("duration out of range: {tok}")));
+                }
+                after_offset = tok.eq_ignore_ascii_case("offset");
+                continue;
+            }
+            _ => {}
+        }
+        if !c.is_whitespace() && c != '-' && c != '+' {
+            after_offset = false;
+        }
+    }
+    Ok(())
 }
 
 impl Engine {

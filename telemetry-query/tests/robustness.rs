@@ -133,6 +133,9 @@ fn limits_and_mistakes_are_typed() {
     let db = store();
     let cases: &[(&str, ApiErrorType)] = &[
         ("sum(m_total", ApiErrorType::BadData),
+        ("-:[099999999999999999999999999999999999999999999999999999999999999999999901:]-%-", ApiErrorType::BadData),
+        ("m_total[1e300]", ApiErrorType::BadData),
+        ("m_total offset 1e300", ApiErrorType::BadData),
         ("rate(m_total)", ApiErrorType::BadData),
         ("m_total[5m] + 1", ApiErrorType::BadData),
         ("histogram_count(m_total)", ApiErrorType::BadData),
