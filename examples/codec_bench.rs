@@ -254,7 +254,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn measure(codec: &dyn Codec, ds: &Dataset, runs: usize) -> Row {
     let limit = if codec.name() == StoreCodec.name() { STORE_MAX_SAMPLES } else { MAX_BLOCK_SAMPLES };
     let pieces: Vec<(&[i64], &[f64])> =
-        ds.blocks.iter().flat_map(|(t, v)| t.chunks(limit).zip(v.chunks(limit))).map(|(t, v)| (t, v)).collect();
+        ds.blocks.iter().flat_map(|(t, v)| t.chunks(limit).zip(v.chunks(limit))).collect();
     let n = ds.values();
     let mut lossless = true;
     // Sizes and losslessness.

@@ -11,7 +11,7 @@
 //!   series that lack the label);
 //! - the storage interface ([`Queryable`], [`Querier`], [`SeriesSet`], batches of samples) and
 //!   [`MemStorage`], an in-memory reference implementation;
-//! - wire formats ([`format`]) and cardinality limits ([`cardinality`]).
+//! - wire formats ([`mod@format`]) and cardinality limits ([`cardinality`]).
 //!
 //! ```
 //! use telemetry_core::{Labels, Matcher, MemStorage, Queryable, SelectHints, SampleBatches};
