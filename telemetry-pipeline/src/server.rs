@@ -625,11 +625,22 @@ async fn labels(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let sets = match matchers_of(&ps) {
+    string_list(&s, &ps, |q, m| q.label_names(m))
+}
+
+/// The sorted, unique union of `list` over the request's `match[]` selectors (one pass with no
+/// matchers when there are none), read from the head over the request's time range: the shape
+/// of `/api/v1/labels` and `/api/v1/label/<name>/values`.
+fn string_list(
+    s: &AppState,
+    ps: &[(String, String)],
+    list: impl Fn(&dyn telemetry_core::Querier, &[Matcher]) -> Result<Vec<String>, telemetry_core::StorageError>,
+) -> Response {
+    let sets = match matchers_of(ps) {
         Ok(m) => m,
         Err(r) => return r,
     };
-    let (start, end) = match range_of(&ps) {
+    let (start, end) = match range_of(ps) {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -637,17 +648,17 @@ async fn labels(
         Ok(q) => q,
         Err(e) => return storage_error(e),
     };
-    let mut names = Vec::new();
+    let mut out = Vec::new();
     let all = [Vec::new()];
     for m in if sets.is_empty() { &all[..] } else { &sets[..] } {
-        match q.label_names(m) {
-            Ok(n) => names.extend(n),
+        match list(q.as_ref(), m) {
+            Ok(v) => out.extend(v),
             Err(e) => return storage_error(e),
         }
     }
-    names.sort();
-    names.dedup();
-    api_ok(names)
+    out.sort();
+    out.dedup();
+    api_ok(out)
 }
 
 async fn label_values(
@@ -663,29 +674,7 @@ async fn label_values(
     if !telemetry_core::labels::is_valid_label_name(&name) && name != "__name__" {
         return api_error(StatusCode::BAD_REQUEST, "bad_data", format!("invalid label name: {name:?}"));
     }
-    let sets = match matchers_of(&ps) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    let (start, end) = match range_of(&ps) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let q = match s.p.head().querier(start, end) {
-        Ok(q) => q,
-        Err(e) => return storage_error(e),
-    };
-    let mut values = Vec::new();
-    let all = [Vec::new()];
-    for m in if sets.is_empty() { &all[..] } else { &sets[..] } {
-        match q.label_values(&name, m) {
-            Ok(v) => values.extend(v),
-            Err(e) => return storage_error(e),
-        }
-    }
-    values.sort();
-    values.dedup();
-    api_ok(values)
+    string_list(&s, &ps, |q, m| q.label_values(&name, m))
 }
 
 async fn metadata(State(s): State<AppState>, headers: HeaderMap) -> Response {

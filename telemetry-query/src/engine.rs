@@ -21,6 +21,7 @@ use promql_parser::parser::{
 };
 use telemetry_core::{Label, Labels, MatchOp, Matcher, Queryable, SampleBatch, SelectHints, is_stale_nan};
 
+use crate::api::format_value;
 use crate::error::QueryError;
 use crate::functions as f;
 use crate::value::{MatrixSeries, QueryResult, Value, VectorSample};
@@ -713,18 +714,6 @@ fn by_step(series: &[Sp], n: usize) -> Vec<Vec<(usize, f64)>> {
     out
 }
 
-fn format_float_go(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v}")
-    }
-}
-
 /// `float64` to `int64` as Go converts on amd64 (out of range and NaN give `i64::MIN`).
 fn go_f64_to_i64(v: f64) -> i64 {
     const LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
@@ -1060,7 +1049,7 @@ impl<'a> Ev<'a> {
                 let mut counts: Vec<(Labels, f64)> = Vec::new();
                 let mut idx: HashMap<Labels, usize> = HashMap::new();
                 for &(si, v) in step {
-                    let l = set_label(&input[si].labels, &label, &format_float_go(v));
+                    let l = set_label(&input[si].labels, &label, &format_value(v));
                     let g = group_labels(&l);
                     match idx.get(&g) {
                         Some(&k) => counts[k].1 += 1.0,
@@ -1254,7 +1243,7 @@ impl<'a> Ev<'a> {
                 let q = p.iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0).copied().unwrap_or(f64::NAN);
                 self.warn(format!(
                     "PromQL warning: quantile value should be between 0 and 1, got {}{}",
-                    format_float_go(q),
+                    format_value(q),
                     arg_position(self.text, "quantile", 0)
                 ));
             }
@@ -1445,6 +1434,21 @@ impl<'a> Ev<'a> {
         }
     }
 
+    /// The matching signature of every series on both sides, as dense ids (equal signatures get
+    /// equal ids), and how many distinct signatures there are.
+    fn intern_signatures(b: &BinaryExpr, l: &[Sp], r: &[Sp]) -> (Vec<u32>, Vec<u32>, usize) {
+        let sig = Self::signature_fn(b);
+        let mut ord: HashMap<Labels, u32> = HashMap::new();
+        let mut sig_of = |lab: &Labels| {
+            let s = sig(lab);
+            let next = ord.len() as u32;
+            *ord.entry(s).or_insert(next)
+        };
+        let lsig: Vec<u32> = l.iter().map(|s| sig_of(&s.labels)).collect();
+        let rsig: Vec<u32> = r.iter().map(|s| sig_of(&s.labels)).collect();
+        (lsig, rsig, ord.len())
+    }
+
     fn signature_fn(b: &BinaryExpr) -> impl Fn(&Labels) -> Labels + '_ {
         let (on, names): (bool, Vec<String>) = match b.modifier.as_ref().and_then(|m| m.matching.as_ref()) {
             Some(LabelModifier::Include(l)) => (true, l.labels.clone()),
@@ -1463,16 +1467,7 @@ impl<'a> Ev<'a> {
     }
 
     fn set_op(&mut self, op: &str, b: &BinaryExpr, l: Vec<Sp>, r: Vec<Sp>, st: &Steps) -> Result<Vec<Sp>, QueryError> {
-        let sig = Self::signature_fn(b);
-        let mut ord: HashMap<Labels, u32> = HashMap::new();
-        let mut sig_of = |lab: &Labels| {
-            let s = sig(lab);
-            let next = ord.len() as u32;
-            *ord.entry(s).or_insert(next)
-        };
-        let lsig: Vec<u32> = l.iter().map(|s| sig_of(&s.labels)).collect();
-        let rsig: Vec<u32> = r.iter().map(|s| sig_of(&s.labels)).collect();
-        let nsig = ord.len();
+        let (lsig, rsig, nsig) = Self::intern_signatures(b, &l, &r);
         let lsteps = by_step(&l, st.n);
         let rsteps = by_step(&r, st.n);
         let mut present = vec![false; nsig];
@@ -1541,18 +1536,10 @@ impl<'a> Ev<'a> {
         };
         let one_to_many = matches!(card, VectorMatchCardinality::OneToMany(_));
         let one_to_one = matches!(card, VectorMatchCardinality::OneToOne);
-        let sig = Self::signature_fn(b);
         // After the swap for group_right, `ls` is the "many" side.
         let (ls, rs) = if one_to_many { (r, l) } else { (l, r) };
-        let mut ord: HashMap<Labels, u32> = HashMap::new();
-        let mut sig_of = |lab: &Labels| {
-            let s = sig(lab);
-            let next = ord.len() as u32;
-            *ord.entry(s).or_insert(next)
-        };
-        let lsig: Vec<u32> = ls.iter().map(|s| sig_of(&s.labels)).collect();
-        let rsig: Vec<u32> = rs.iter().map(|s| sig_of(&s.labels)).collect();
-        let nsig = ord.len();
+        let (lsig, rsig, nsig) = Self::intern_signatures(b, &ls, &rs);
+        let sig = Self::signature_fn(b);
         let lsteps = by_step(&ls, st.n);
         let rsteps = by_step(&rs, st.n);
         let mut right: Vec<Option<(usize, f64)>> = vec![None; nsig];
@@ -1924,7 +1911,7 @@ impl<'a> Ev<'a> {
                 if let Some(bad) = q.iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0) {
                     self.warn(format!(
                         "PromQL warning: quantile value should be between 0 and 1, got {}{}",
-                        format_float_go(*bad),
+                        format_value(*bad),
                         arg_position(self.text, "histogram_quantile", 0)
                     ));
                 }
@@ -2064,7 +2051,7 @@ impl<'a> Ev<'a> {
         {
             self.warn(format!(
                 "PromQL warning: quantile value should be between 0 and 1, got {}{}",
-                format_float_go(*bad),
+                format_value(*bad),
                 arg_position(self.text, "quantile_over_time", 0)
             ));
         }

@@ -369,18 +369,13 @@ impl<'a> Iterator for InfluxDecoder<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if self.done || self.pos >= self.bytes.len() {
-                self.done = true;
+            if self.done {
                 return None;
             }
-            let start = self.pos;
-            let end = memchr::memchr(b'\n', &self.bytes[start..]).map_or(self.bytes.len(), |i| start + i);
-            self.pos = end + 1;
-            self.line += 1;
-            let mut raw = &self.bytes[start..end];
-            if let [rest @ .., b'\r'] = raw {
-                raw = rest;
-            }
+            let Some(raw) = super::next_line(self.bytes, &mut self.pos, &mut self.line) else {
+                self.done = true;
+                return None;
+            };
             let line = match std::str::from_utf8(raw) {
                 Ok(l) => l,
                 Err(e) => return self.fail(e.valid_up_to(), InfluxErrorKind::InvalidUtf8),

@@ -21,3 +21,17 @@ pub mod normalize;
 pub mod number;
 pub mod statsd;
 pub mod text;
+
+/// Cuts the next line out of `bytes` from `*pos`: without its `\n` and a `\r` before it.
+/// Advances `*pos` past the newline and counts the line in `*line` (1-based). `None` at the end.
+pub(crate) fn next_line<'a>(bytes: &'a [u8], pos: &mut usize, line: &mut usize) -> Option<&'a [u8]> {
+    let start = *pos;
+    if start >= bytes.len() {
+        return None;
+    }
+    let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
+    *pos = end + 1;
+    *line += 1;
+    let raw = &bytes[start..end];
+    Some(raw.strip_suffix(b"\r").unwrap_or(raw))
+}
