@@ -43,11 +43,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod block;
 mod error;
 mod head;
 mod query;
 pub mod record;
 mod series;
+pub mod tier;
 pub mod wal;
 
 pub use error::{AppendError, HeadError, RefuseReason};

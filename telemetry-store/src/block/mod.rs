@@ -1,0 +1,69 @@
+//! On-disk blocks: immutable directories covering a time range.
+//!
+//! Layout, the writer and the reader are filled in by the block implementation; this module
+//! fixes the types shared with [`crate::tier`] (downsampling, retention, routing).
+
+use serde::{Deserialize, Serialize};
+
+/// What a chunk of a block holds: raw samples, or one aggregate of a rollup tier.
+///
+/// Rollup blocks (resolution above 0) store each series as up to five aggregates, one chunk
+/// stream per kind, all sharing the rollup timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum Aggr {
+    /// Raw samples (resolution 0).
+    Raw = 0,
+    /// Number of raw samples in the rollup interval.
+    Count = 1,
+    /// Sum of the raw values.
+    Sum = 2,
+    /// Smallest raw value.
+    Min = 3,
+    /// Largest raw value.
+    Max = 4,
+    /// Counter: cumulative increase with resets removed, so `rate` over it stays correct.
+    Counter = 5,
+}
+
+/// A block's compaction lineage.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockCompaction {
+    /// 1 for a block written from the head, the sum of levels + 1 after a merge.
+    pub level: u32,
+    /// Ids of the blocks this one was built from (itself for a level-1 block).
+    pub sources: Vec<String>,
+}
+
+/// Counts a block's `meta.json` records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockStats {
+    /// Series in the block.
+    pub series: u64,
+    /// Samples (raw) or rollup points (rollup tiers).
+    pub samples: u64,
+    /// Chunks.
+    pub chunks: u64,
+    /// Bytes on disk: chunk segments, index and `meta.json`.
+    pub bytes: u64,
+}
+
+/// The content of a block's `meta.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockMeta {
+    /// Time-sortable unique id, also the directory name.
+    pub id: String,
+    /// First timestamp the block may hold (ms, inclusive).
+    pub min_time: i64,
+    /// End of the block's range (ms, exclusive), as Prometheus blocks.
+    pub max_time: i64,
+    /// 0 for raw samples, else the rollup interval in ms (60,000 or 3,600,000 by default).
+    pub resolution_ms: i64,
+    /// Counts.
+    pub stats: BlockStats,
+    /// Lineage.
+    pub compaction: BlockCompaction,
+    /// `true` for a block of out-of-order samples that arrived after their range was persisted.
+    #[serde(default)]
+    pub out_of_order: bool,
+}
