@@ -67,3 +67,30 @@ pub struct BlockMeta {
     #[serde(default)]
     pub out_of_order: bool,
 }
+
+mod chunks;
+mod error;
+mod reader;
+mod writer;
+
+pub use chunks::{ChunkRef, SEGMENT_MAGIC};
+pub use error::BlockError;
+pub use reader::{Block, delete_block, list_blocks, open_blocks};
+pub use writer::{BlockWriter, BlockWriterOptions, new_block_id};
+
+/// Name of a block's metadata file.
+pub const META_FILE: &str = "meta.json";
+/// Name of a block's index file (telemetry-index's persisted format).
+pub const INDEX_FILE: &str = "index";
+/// Name of the directory holding a block's chunk segments.
+pub const CHUNKS_DIR: &str = "chunks";
+
+impl Aggr {
+    /// All kinds, in byte order.
+    pub const ALL: [Aggr; 6] = [Aggr::Raw, Aggr::Count, Aggr::Sum, Aggr::Min, Aggr::Max, Aggr::Counter];
+
+    /// The kind stored as byte `b` in a chunk reference.
+    pub fn from_u8(b: u8) -> Option<Aggr> {
+        Aggr::ALL.get(b as usize).copied()
+    }
+}

@@ -1,0 +1,179 @@
+//! Chunk segment files and the chunk references kept in the index.
+//!
+//! # Segment file layout (`chunks/000001`, `chunks/000002`, …)
+//!
+//! ```text
+//! ┌──────────────────────────────────────────────┐
+//! │ magic "TCHK" (4 B) │ version u8 = 1 │ 3 × 0   │  header, 8 bytes
+//! ├──────────────────────────────────────────────┤
+//! │ len uvarint │ chunk bytes (len) │ crc32c u32 LE│  one entry per chunk; the checksum
+//! │ …                                            │  covers the chunk bytes
+//! └──────────────────────────────────────────────┘
+//! ```
+//!
+//! Chunk bytes are telemetry-compress `store` chunks. A segment is closed once it would grow
+//! past the writer's size cap (512 MiB by default).
+//!
+//! # Chunk references (a series' `meta` bytes in the index)
+//!
+//! ```text
+//! count uvarint, then per chunk:
+//!   aggr u8 │ min_t varint (zig-zag; delta from the previous chunk's max_t, absolute for the first)
+//!   │ max_t - min_t uvarint │ segment uvarint │ offset uvarint │ length uvarint
+//! ```
+//!
+//! `offset` is the byte offset of the entry's `len` field in the segment, `length` the chunk
+//! bytes' length (checked against the entry).
+
+use std::path::Path;
+
+use crate::block::{Aggr, BlockError};
+use crate::record::{put_uvarint, put_varint};
+
+/// The magic number at the start of every chunk segment: `"TCHK"`.
+pub const SEGMENT_MAGIC: [u8; 4] = *b"TCHK";
+pub(crate) const SEGMENT_VERSION: u8 = 1;
+pub(crate) const SEGMENT_HEADER_LEN: usize = 8;
+
+/// Where one chunk of a series lives, and what it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkRef {
+    /// What the chunk holds.
+    pub aggr: Aggr,
+    /// First timestamp in the chunk (ms).
+    pub min_t: i64,
+    /// Last timestamp in the chunk (ms, inclusive).
+    pub max_t: i64,
+    /// Segment number (file `chunks/{segment:06}`).
+    pub segment: u32,
+    /// Byte offset of the chunk's entry in the segment.
+    pub offset: u64,
+    /// Length of the chunk bytes.
+    pub length: u32,
+}
+
+pub(crate) fn segment_path(dir: &Path, segment: u32) -> std::path::PathBuf {
+    dir.join(super::CHUNKS_DIR).join(format!("{segment:06}"))
+}
+
+pub(crate) fn encode_refs(out: &mut Vec<u8>, refs: &[ChunkRef]) {
+    put_uvarint(out, refs.len() as u64);
+    let mut prev: Option<i64> = None;
+    for r in refs {
+        out.push(r.aggr as u8);
+        put_varint(out, r.min_t.wrapping_sub(prev.unwrap_or(0)));
+        put_uvarint(out, r.max_t.wrapping_sub(r.min_t) as u64);
+        put_uvarint(out, u64::from(r.segment));
+        put_uvarint(out, r.offset);
+        put_uvarint(out, u64::from(r.length));
+        prev = Some(r.max_t);
+    }
+}
+
+pub(crate) fn get_uvarint(b: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*pos)?;
+        *pos += 1;
+        if shift == 63 && byte > 1 {
+            return None;
+        }
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+fn get_varint(b: &[u8], pos: &mut usize) -> Option<i64> {
+    let u = get_uvarint(b, pos)?;
+    Some((u >> 1) as i64 ^ -((u & 1) as i64))
+}
+
+/// Parses a series' chunk references; `None` when the bytes are malformed.
+pub(crate) fn decode_refs(b: &[u8]) -> Option<Vec<ChunkRef>> {
+    let mut pos = 0;
+    let n = get_uvarint(b, &mut pos)?;
+    // Each reference takes at least 6 bytes: bound the allocation by the input.
+    if n > b.len() as u64 / 6 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    let mut prev: Option<i64> = None;
+    for _ in 0..n {
+        let aggr = Aggr::from_u8(*b.get(pos)?)?;
+        pos += 1;
+        let min_t = prev.unwrap_or(0).wrapping_add(get_varint(b, &mut pos)?);
+        let span = get_uvarint(b, &mut pos)?;
+        let max_t = min_t.wrapping_add(span as i64);
+        if max_t < min_t {
+            return None;
+        }
+        let segment = u32::try_from(get_uvarint(b, &mut pos)?).ok()?;
+        let offset = get_uvarint(b, &mut pos)?;
+        let length = u32::try_from(get_uvarint(b, &mut pos)?).ok()?;
+        out.push(ChunkRef { aggr, min_t, max_t, segment, offset, length });
+        prev = Some(max_t);
+    }
+    (pos == b.len()).then_some(out)
+}
+
+/// Checks a mapped segment's header.
+pub(crate) fn check_header(path: &Path, b: &[u8]) -> Result<(), BlockError> {
+    if b.len() < SEGMENT_HEADER_LEN {
+        return Err(BlockError::corrupt(path, 0, format!("segment is {} bytes, shorter than its header", b.len())));
+    }
+    if b[..4] != SEGMENT_MAGIC {
+        return Err(BlockError::corrupt(path, 0, "bad segment magic number"));
+    }
+    if b[4] != SEGMENT_VERSION {
+        return Err(BlockError::corrupt(path, 4, format!("unsupported segment version {}", b[4])));
+    }
+    Ok(())
+}
+
+/// The chunk bytes of `r` in the mapped segment `b`, checked (bounds, length, CRC32C).
+pub(crate) fn chunk_bytes<'a>(path: &Path, b: &'a [u8], r: &ChunkRef) -> Result<&'a [u8], BlockError> {
+    let off = r.offset;
+    let bad = |reason: &str| BlockError::corrupt(path, off, format!("chunk entry: {reason}"));
+    let mut pos = usize::try_from(off).map_err(|_| bad("offset does not fit this platform"))?;
+    if pos < SEGMENT_HEADER_LEN || pos >= b.len() {
+        return Err(bad(&format!("offset past the segment's {} bytes", b.len())));
+    }
+    let len = get_uvarint(b, &mut pos).ok_or_else(|| bad("bad length varint"))?;
+    if len != u64::from(r.length) {
+        return Err(bad(&format!("length {len} differs from the index's {}", r.length)));
+    }
+    let end = pos.checked_add(len as usize).filter(|&e| e.checked_add(4).is_some_and(|x| x <= b.len()));
+    let Some(end) = end else {
+        return Err(bad(&format!("length {len} runs past the segment's {} bytes", b.len())));
+    };
+    let data = &b[pos..end];
+    let stored = u32::from_le_bytes([b[end], b[end + 1], b[end + 2], b[end + 3]]);
+    let computed = crc32c::crc32c(data);
+    if stored != computed {
+        return Err(bad(&format!("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")));
+    }
+    Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refs_round_trip() {
+        let refs = vec![
+            ChunkRef { aggr: Aggr::Raw, min_t: -5, max_t: 100, segment: 1, offset: 8, length: 300 },
+            ChunkRef { aggr: Aggr::Raw, min_t: 101, max_t: 101, segment: 2, offset: 8, length: 3 },
+            ChunkRef { aggr: Aggr::Max, min_t: 0, max_t: 7_200_000, segment: 2, offset: 1 << 33, length: 9 },
+        ];
+        let mut b = Vec::new();
+        encode_refs(&mut b, &refs);
+        assert_eq!(decode_refs(&b).unwrap(), refs);
+        for cut in 0..b.len() {
+            assert!(decode_refs(&b[..cut]).is_none());
+        }
+    }
+}
