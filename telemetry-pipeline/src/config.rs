@@ -41,6 +41,12 @@ pub struct PipelineConfig {
     pub query: QueryConfig,
     /// The HTTP server (used with the `server` feature).
     pub server: ServerConfig,
+    /// The UDP StatsD/DogStatsD source (with the `server` feature, started by `--serve`).
+    pub statsd: StatsdConfig,
+    /// The scrape manager (with the `server` feature, started by `--serve`).
+    pub scrape: ScrapeConfig,
+    /// The Pushgateway-compatible push endpoint (`/metrics/job/...`, `server` feature).
+    pub push: PushConfig,
 }
 
 /// When a batch is acknowledged.
@@ -300,6 +306,191 @@ impl Default for ServerConfig {
     }
 }
 
+/// One aggregate a StatsD timer, histogram or distribution is flushed into (besides the
+/// percentiles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatsdAggregate {
+    /// `<name>_count`: observations in the interval, each divided by its sample rate.
+    Count,
+    /// `<name>_sum`: sum of the observations, each divided by its sample rate.
+    Sum,
+    /// `<name>_min`: smallest observation.
+    Min,
+    /// `<name>_max`: largest observation.
+    Max,
+    /// `<name>_avg`: sum / count.
+    Avg,
+}
+
+impl StatsdAggregate {
+    /// The series name suffix, e.g. `_count`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            StatsdAggregate::Count => "_count",
+            StatsdAggregate::Sum => "_sum",
+            StatsdAggregate::Min => "_min",
+            StatsdAggregate::Max => "_max",
+            StatsdAggregate::Avg => "_avg",
+        }
+    }
+}
+
+/// The UDP StatsD/DogStatsD source. The series each metric type becomes are listed in the
+/// `statsd` module's documentation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatsdConfig {
+    /// Listen for StatsD packets (with `--serve`). On by default.
+    pub enabled: bool,
+    /// UDP address; an empty string disables the source as `enabled = false` does.
+    pub listen: String,
+    /// Local aggregation interval, ms: every interval the aggregated values are written with
+    /// the flush time as timestamp.
+    pub flush_interval_ms: u64,
+    /// Aggregates of timers (`ms`), histograms (`h`) and distributions (`d`).
+    pub aggregates: Vec<StatsdAggregate>,
+    /// Percentiles of timers, histograms and distributions, each in (0, 1]; written as
+    /// `<name>{quantile="0.99"}`.
+    pub percentiles: Vec<f64>,
+    /// Observations kept exactly per series and interval; past it they go into a t-digest.
+    pub max_exact_values: usize,
+    /// Most series aggregated at once; lines of further series are dropped and counted.
+    pub max_series: usize,
+    /// Counters and gauges are written every interval until they have not been updated for
+    /// this long, ms; then a stale marker ends them.
+    pub expire_after_ms: u64,
+    /// Largest datagram read, bytes.
+    pub max_packet_bytes: usize,
+}
+
+impl Default for StatsdConfig {
+    fn default() -> Self {
+        StatsdConfig {
+            enabled: true,
+            listen: "127.0.0.1:8125".into(),
+            flush_interval_ms: 10_000,
+            aggregates: vec![StatsdAggregate::Count, StatsdAggregate::Sum, StatsdAggregate::Min, StatsdAggregate::Max],
+            percentiles: vec![0.5, 0.9, 0.99],
+            max_exact_values: 10_000,
+            max_series: 100_000,
+            expire_after_ms: 5 * 60_000,
+            max_packet_bytes: 65_535,
+        }
+    }
+}
+
+/// The scrape manager: jobs of targets scraped over HTTP as Prometheus does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScrapeConfig {
+    /// Default time between two scrapes of a target, ms.
+    pub scrape_interval_ms: u64,
+    /// Default scrape timeout, ms (at most the interval).
+    pub scrape_timeout_ms: u64,
+    /// The jobs; none by default.
+    pub jobs: Vec<ScrapeJob>,
+}
+
+impl Default for ScrapeConfig {
+    fn default() -> Self {
+        ScrapeConfig { scrape_interval_ms: 15_000, scrape_timeout_ms: 10_000, jobs: Vec::new() }
+    }
+}
+
+/// One scrape job (Prometheus's `scrape_config`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScrapeJob {
+    /// The `job` label of every series scraped.
+    pub job_name: String,
+    /// Time between two scrapes, ms; 0 = `scrape.scrape_interval_ms`.
+    pub scrape_interval_ms: u64,
+    /// Scrape timeout, ms; 0 = `scrape.scrape_timeout_ms` (capped at the interval).
+    pub scrape_timeout_ms: u64,
+    /// HTTP path of the exposition.
+    pub metrics_path: String,
+    /// `http` (plain HTTP only).
+    pub scheme: String,
+    /// On a label conflict between the exposition and the target, keep the exposition's
+    /// (else the exposition's becomes `exported_<name>`).
+    pub honor_labels: bool,
+    /// Use timestamps from the exposition (else the scrape time).
+    pub honor_timestamps: bool,
+    /// Fixed targets.
+    pub static_configs: Vec<StaticTargets>,
+    /// Targets from Prometheus `file_sd` files (JSON or YAML), re-read when they change.
+    pub file_sd_configs: Vec<FileSdConfig>,
+}
+
+impl Default for ScrapeJob {
+    fn default() -> Self {
+        ScrapeJob {
+            job_name: String::new(),
+            scrape_interval_ms: 0,
+            scrape_timeout_ms: 0,
+            metrics_path: "/metrics".into(),
+            scheme: "http".into(),
+            honor_labels: false,
+            honor_timestamps: true,
+            static_configs: Vec::new(),
+            file_sd_configs: Vec::new(),
+        }
+    }
+}
+
+/// A target group: addresses (`host:port`) and labels added to all of them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StaticTargets {
+    /// `host:port` addresses.
+    pub targets: Vec<String>,
+    /// Labels of every target of the group.
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// Prometheus `file_sd_config`: files holding lists of target groups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileSdConfig {
+    /// Files (`.json`, `.yml` or `.yaml`); the last path element may hold `*` wildcards.
+    pub files: Vec<PathBuf>,
+    /// How often the files' modification times are checked, ms.
+    pub refresh_interval_ms: u64,
+}
+
+impl Default for FileSdConfig {
+    fn default() -> Self {
+        FileSdConfig { files: Vec::new(), refresh_interval_ms: 5_000 }
+    }
+}
+
+impl ScrapeJob {
+    /// The effective interval and timeout, ms.
+    pub fn interval_and_timeout(&self, defaults: &ScrapeConfig) -> (u64, u64) {
+        let interval = if self.scrape_interval_ms == 0 { defaults.scrape_interval_ms } else { self.scrape_interval_ms };
+        let timeout = if self.scrape_timeout_ms == 0 { defaults.scrape_timeout_ms } else { self.scrape_timeout_ms };
+        (interval, timeout.min(interval))
+    }
+}
+
+/// The Pushgateway-compatible endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushConfig {
+    /// Serve `PUT`/`POST`/`DELETE /metrics/job/<job>{/<label>/<value>}`.
+    pub enabled: bool,
+    /// Pushed groups are written again at this period (as a Prometheus scraping a
+    /// Pushgateway sees them), so that they stay current; 0 writes them only when pushed.
+    pub refresh_interval_ms: u64,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig { enabled: true, refresh_interval_ms: 15_000 }
+    }
+}
+
 /// A configuration file that cannot be read or understood.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -419,6 +610,68 @@ impl PipelineConfig {
         }
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
             return bad("server.listen", &self.server.listen, "must be an IP address and port, e.g. 127.0.0.1:9201");
+        }
+        let st = &self.statsd;
+        if st.enabled && !st.listen.is_empty() && st.listen.parse::<std::net::SocketAddr>().is_err() {
+            return bad("statsd.listen", &st.listen, "must be an IP address and port, e.g. 127.0.0.1:8125, or empty");
+        }
+        if st.flush_interval_ms == 0 {
+            return bad("statsd.flush_interval_ms", &0, "must be > 0");
+        }
+        for q in &st.percentiles {
+            if !(*q > 0.0 && *q <= 1.0) {
+                return bad("statsd.percentiles", q, "each must be in (0, 1]");
+            }
+        }
+        if st.max_packet_bytes == 0 || st.max_packet_bytes > 65_535 {
+            return bad("statsd.max_packet_bytes", &st.max_packet_bytes, "must be in 1..=65535");
+        }
+        if st.max_exact_values == 0 {
+            return bad("statsd.max_exact_values", &0, "must be at least 1");
+        }
+        let sc = &self.scrape;
+        if sc.scrape_interval_ms == 0 {
+            return bad("scrape.scrape_interval_ms", &0, "must be > 0");
+        }
+        if sc.scrape_timeout_ms == 0 {
+            return bad("scrape.scrape_timeout_ms", &0, "must be > 0");
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, j) in sc.jobs.iter().enumerate() {
+            let f = |k: &str| format!("scrape.jobs[{i}].{k}");
+            if j.job_name.is_empty() {
+                return bad(&f("job_name"), &"\"\"", "must not be empty");
+            }
+            if !names.insert(j.job_name.as_str()) {
+                return bad(&f("job_name"), &j.job_name, "job names must be unique");
+            }
+            if j.scheme != "http" {
+                return bad(&f("scheme"), &j.scheme, "only \"http\" is supported");
+            }
+            if !j.metrics_path.starts_with('/') {
+                return bad(&f("metrics_path"), &j.metrics_path, "must start with '/'");
+            }
+            for (g, group) in j.static_configs.iter().enumerate() {
+                for t in &group.targets {
+                    if t.is_empty() || t.contains(['/', ' ']) || !t.contains(':') {
+                        return bad(&format!("scrape.jobs[{i}].static_configs[{g}].targets"), t, "must be host:port");
+                    }
+                }
+                for n in group.labels.keys() {
+                    if !telemetry_core::labels::is_valid_label_name(n) {
+                        return bad(&format!("scrape.jobs[{i}].static_configs[{g}].labels"), n, "invalid label name");
+                    }
+                }
+            }
+            for (g, fsd) in j.file_sd_configs.iter().enumerate() {
+                if fsd.refresh_interval_ms == 0 {
+                    return bad(
+                        &format!("scrape.jobs[{i}].file_sd_configs[{g}].refresh_interval_ms"),
+                        &0,
+                        "must be > 0",
+                    );
+                }
+            }
         }
         Ok(())
     }
@@ -545,6 +798,59 @@ write_token = ""
 read_token = ""
 # Retry-After seconds sent with 429 when the ingest queue is full.
 retry_after_s = 1
+
+[statsd]
+# UDP StatsD/DogStatsD source, started with --serve. On by default on the loopback port 8125;
+# enabled = false (or listen = "") turns it off.
+enabled = true
+listen = "127.0.0.1:8125"
+# Values are aggregated locally and written every flush interval (10 s), at the flush time.
+# Counters: a running total `<name>` (each value divided by its sample rate; use rate()).
+# Gauges: `<name>`, the last value (+N/-N change it). Sets: `<name>`, distinct members in
+# the interval. Timers, histograms, distributions: `<name>_<aggregate>` and
+# `<name>{quantile="q"}` over the interval.
+flush_interval_ms = 10000
+# Aggregates of timers, histograms and distributions: "count", "sum", "min", "max", "avg".
+aggregates = ["count", "sum", "min", "max"]
+# Percentiles of timers, histograms and distributions (nearest rank; a t-digest past
+# max_exact_values observations per series and interval).
+percentiles = [0.5, 0.9, 0.99]
+max_exact_values = 10000
+# Most series aggregated at once; lines of further series are dropped and counted.
+max_series = 100000
+# Counters and gauges are written every interval until not updated for this long (5 minutes),
+# then ended with a stale marker.
+expire_after_ms = 300000
+# Largest datagram read, bytes.
+max_packet_bytes = 65535
+
+[scrape]
+# Defaults of every job: time between scrapes and scrape timeout.
+scrape_interval_ms = 15000
+scrape_timeout_ms = 10000
+# Jobs, as Prometheus's scrape_configs (plain http only). Each target's series get the labels
+# job and instance (the address) plus the group's labels; `up`, `scrape_duration_seconds`,
+# `scrape_samples_scraped`, `scrape_samples_post_metric_relabeling` and `scrape_series_added`
+# are written per scrape, and a series that disappears (or whose target does) gets a stale
+# marker. Example:
+#   [[scrape.jobs]]
+#   job_name = "node"
+#   scrape_interval_ms = 15000   # 0 = the default above
+#   scrape_timeout_ms = 10000    # 0 = the default above
+#   metrics_path = "/metrics"
+#   scheme = "http"
+#   honor_labels = false         # conflicting exposition labels become exported_<name>
+#   honor_timestamps = true
+#   static_configs = [{ targets = ["127.0.0.1:9100"], labels = { env = "dev" } }]
+#   file_sd_configs = [{ files = ["targets/*.json"], refresh_interval_ms = 5000 }]
+jobs = []
+
+[push]
+# Pushgateway API: PUT/POST/DELETE /metrics/job/<job>{/<label>/<value>} on the HTTP server.
+enabled = true
+# Pushed groups are written again at this period, as a Prometheus scraping a Pushgateway would
+# see them, so they stay current; 0 = only when pushed.
+refresh_interval_ms = 15000
 "#;
 
 #[cfg(test)]

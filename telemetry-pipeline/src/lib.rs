@@ -55,7 +55,10 @@ pub mod server;
 
 pub use anomaly::{ANOMALY_SCORE_METRIC, AnomalyRecord};
 pub use batch::{Batch, BatchBuilder, BatchSample};
-pub use config::{AckMode, ConfigError, DEFAULT_CONFIG_TOML, PipelineConfig};
+pub use config::{
+    AckMode, ConfigError, DEFAULT_CONFIG_TOML, FileSdConfig, PipelineConfig, PushConfig, ScrapeConfig, ScrapeJob,
+    StaticTargets, StatsdAggregate, StatsdConfig,
+};
 pub use metrics::Histogram;
 pub use pipeline::{Ack, AckFn, IngestError, Pipeline, PipelineError, PipelineStats, RollupRecord, add_ack};
 pub use replay::{Capture, InputFormat, ReplayError, ReplaySummary, read_capture};
