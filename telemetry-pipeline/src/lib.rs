@@ -60,5 +60,7 @@ pub use config::{
     StaticTargets, StatsdAggregate, StatsdConfig,
 };
 pub use metrics::Histogram;
-pub use pipeline::{Ack, AckFn, IngestError, Pipeline, PipelineError, PipelineStats, RollupRecord, add_ack};
+pub use pipeline::{
+    Ack, AckFn, IngestError, MetricsRenderer, Pipeline, PipelineError, PipelineStats, RollupRecord, add_ack,
+};
 pub use replay::{Capture, InputFormat, ReplayError, ReplaySummary, read_capture};

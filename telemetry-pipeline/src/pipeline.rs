@@ -209,8 +209,13 @@ pub(crate) struct Shared {
     pub(crate) wal_sync_seconds: Histogram,
     pub(crate) query_seconds: Histogram,
     pub(crate) ack_seconds: Histogram,
+    extra_metrics: Mutex<Vec<MetricsRenderer>>,
     closed: AtomicBool,
 }
+
+/// Appends a source's own self-monitoring lines (Prometheus text 0.0.4, `# HELP`/`# TYPE`
+/// included) to the `/metrics` text; see [`Pipeline::add_metrics`].
+pub type MetricsRenderer = Arc<dyn Fn(&mut String) + Send + Sync>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -313,6 +318,7 @@ impl Pipeline {
             wal_sync_seconds: Histogram::new(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
             query_seconds: Histogram::new(&[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]),
             ack_seconds: Histogram::new(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0]),
+            extra_metrics: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             cfg,
         });
@@ -549,7 +555,17 @@ impl Pipeline {
 
     /// The self-monitoring metrics in Prometheus text format 0.0.4.
     pub fn metrics_text(&self) -> String {
-        crate::metrics::render(&self.stats(), &self.shared)
+        let mut out = crate::metrics::render(&self.stats(), &self.shared);
+        for r in lock(&self.shared.extra_metrics).iter() {
+            r(&mut out);
+        }
+        out
+    }
+
+    /// Registers a source's self-monitoring lines, rendered after the pipeline's own by
+    /// [`metrics_text`](Self::metrics_text) (and so on `/metrics`).
+    pub fn add_metrics(&self, renderer: MetricsRenderer) {
+        lock(&self.shared.extra_metrics).push(renderer);
     }
 }
 
