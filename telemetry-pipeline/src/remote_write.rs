@@ -71,28 +71,57 @@ pub struct MetricMetadata {
     pub unit: String,
 }
 
-/// Decodes a remote-write body (snappy block format around a `WriteRequest`).
+/// Why a remote-write body was refused. Each message names what is wrong and where (the
+/// series by index, the label, the byte counts).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RemoteWriteError {
+    /// The body is not a snappy block (remote write 1.0 uses the block format, not frames).
+    #[error("invalid snappy block: {0}")]
+    Snappy(String),
+    /// The snappy block declares more decompressed bytes than allowed.
+    #[error("snappy block declares {declared} decompressed bytes, over the limit of {limit}")]
+    TooLarge {
+        /// Decompressed length the block's header declares.
+        declared: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The decompressed bytes are not a `WriteRequest`.
+    #[error("invalid WriteRequest protobuf: {0}")]
+    Protobuf(String),
+    /// A series' labels are invalid (bad name, duplicate, missing `__name__`).
+    #[error("timeseries[{index}]: {message}")]
+    Series {
+        /// Index of the series in the request.
+        index: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// Decodes a remote-write body (snappy block format around a `WriteRequest`), refusing a
+/// block that declares more than `max_decoded` decompressed bytes before allocating.
 ///
 /// # Errors
-/// A message naming the problem: bad snappy data, a malformed protobuf, or the series (by
-/// index) whose labels are invalid.
-pub fn decode(body: &[u8], max_decoded: usize) -> Result<Batch, String> {
-    let len = snap::raw::decompress_len(body).map_err(|e| format!("invalid snappy block: {e}"))?;
+/// [`RemoteWriteError`]: bad snappy data, too large, a malformed protobuf, or the series (by
+/// index) whose labels are invalid. Nothing of a refused body is returned.
+pub fn decode(body: &[u8], max_decoded: usize) -> Result<Batch, RemoteWriteError> {
+    let len = snap::raw::decompress_len(body).map_err(|e| RemoteWriteError::Snappy(e.to_string()))?;
     if len > max_decoded {
-        return Err(format!("snappy block declares {len} decompressed bytes, over the limit of {max_decoded}"));
+        return Err(RemoteWriteError::TooLarge { declared: len, limit: max_decoded });
     }
-    let raw = snap::raw::Decoder::new().decompress_vec(body).map_err(|e| format!("invalid snappy block: {e}"))?;
-    let req = <WriteRequest as prost::Message>::decode(&raw[..])
-        .map_err(|e| format!("invalid WriteRequest protobuf: {e}"))?;
+    let raw = snap::raw::Decoder::new().decompress_vec(body).map_err(|e| RemoteWriteError::Snappy(e.to_string()))?;
+    let req =
+        <WriteRequest as prost::Message>::decode(&raw[..]).map_err(|e| RemoteWriteError::Protobuf(e.to_string()))?;
     let mut b = BatchBuilder::new();
     for (i, ts) in req.timeseries.iter().enumerate() {
         let mut lb = LabelsBuilder::new();
         for l in &ts.labels {
             lb.push(&l.name, &l.value);
         }
-        let labels = lb.build().map_err(|e| format!("timeseries[{i}]: {e}"))?;
+        let labels = lb.build().map_err(|e| RemoteWriteError::Series { index: i, message: e.to_string() })?;
         if labels.metric_name().is_none() {
-            return Err(format!("timeseries[{i}] ({labels}): no __name__ label"));
+            return Err(RemoteWriteError::Series { index: i, message: format!("{labels}: no __name__ label") });
         }
         for s in &ts.samples {
             b.push(&labels, s.timestamp, s.value);
@@ -140,9 +169,14 @@ mod tests {
         let b = decode(&encode(&req), 1 << 20).unwrap();
         assert_eq!((b.series.len(), b.samples.len()), (1, 2));
         assert_eq!(b.series[0].to_string(), r#"up{job="a"}"#);
-        assert!(decode(b"\xff\xff\xff\xff\xff", 1 << 20).unwrap_err().contains("snappy"));
+        assert!(matches!(decode(b"\xff\xff\xff\xff\xff", 1 << 20), Err(RemoteWriteError::Snappy(_))));
         let junk = snap::raw::Encoder::new().compress_vec(b"\x0a\xff\xff").unwrap();
-        assert!(decode(&junk, 1 << 20).unwrap_err().contains("protobuf"));
+        assert!(decode(&junk, 1 << 20).unwrap_err().to_string().contains("protobuf"));
+        assert_eq!(
+            decode(&junk, 2).unwrap_err(),
+            RemoteWriteError::TooLarge { declared: 3, limit: 2 },
+            "the declared length is checked before decompressing"
+        );
         let bad = WriteRequest {
             timeseries: vec![TimeSeries {
                 labels: vec![Label { name: "1x".into(), value: "v".into() }],
@@ -150,6 +184,6 @@ mod tests {
             }],
             metadata: vec![],
         };
-        assert!(decode(&encode(&bad), 1 << 20).unwrap_err().contains("timeseries[0]"));
+        assert!(decode(&encode(&bad), 1 << 20).unwrap_err().to_string().contains("timeseries[0]"));
     }
 }

@@ -14,9 +14,12 @@
 //! | GET | `/metrics` | self-monitoring, Prometheus text |
 //!
 //! Write endpoints answer `400` naming the bad line, `413` for bodies over
-//! `server.max_body_bytes`, `415` for an unsupported `Content-Encoding`, `429` with
-//! `Retry-After` when the ingest queue is full, `503` when storage fails, `401` without the
-//! configured bearer token (compared in constant time). Nothing of a refused request is stored.
+//! `server.max_body_bytes` (also once gunzipped; a remote-write snappy block declaring more than
+//! 8 times that decompressed gets `400`, as from Prometheus), `415` for an unsupported
+//! `Content-Encoding`, `429` with `Retry-After` when the ingest queue is full, `503` when storage
+//! fails, `401` without the configured bearer token (compared in constant time). Nothing of a
+//! refused request is stored. Read endpoints answer `400` with Prometheus's error JSON naming
+//! the parameter; unknown paths `404` and wrong methods `405`, each naming the path.
 
 // Handlers bail out with a ready `Response` as the error value; boxing it buys nothing here.
 #![allow(clippy::result_large_err)]
@@ -78,6 +81,8 @@ pub fn router(p: Arc<Pipeline>) -> Router {
         .route("/api/v1/status/tsdb", get(status_tsdb))
         .route("/api/v1/anomalies", get(anomalies))
         .route("/metrics", get(self_metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(AppState { p })
 }
@@ -137,6 +142,14 @@ pub async fn shutdown_signal() {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    text(StatusCode::NOT_FOUND, format!("no endpoint at {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
+    text(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {}", uri.path()))
+}
 
 fn text(status: StatusCode, msg: impl Into<String>) -> Response {
     let mut m = msg.into();
@@ -285,6 +298,9 @@ async fn import_json(State(s): State<AppState>, headers: HeaderMap, body: Bytes)
     };
     let mut b = BatchBuilder::new();
     for (i, series) in payload.series.iter().enumerate() {
+        if series.metric.is_empty() {
+            return text(StatusCode::BAD_REQUEST, format!("series[{i}]: empty metric name"));
+        }
         let labels = match series.to_labels() {
             Ok(l) => l,
             Err(e) => return text(StatusCode::BAD_REQUEST, format!("series[{i}] ({}): {e}", series.metric)),
@@ -363,7 +379,8 @@ async fn remote_write(State(s): State<AppState>, headers: HeaderMap, body: Bytes
     }
     let batch = match crate::remote_write::decode(&body, s.p.config().server.max_body_bytes.saturating_mul(8)) {
         Ok(b) => b,
-        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+        // 400 for a block declaring too much, too, as Prometheus's receiver answers.
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
     };
     submit(&s.p, batch, StatusCode::NO_CONTENT).await
 }
@@ -406,6 +423,11 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     }
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
     let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&mo) || d < 1 || d > month_days[(mo - 1) as usize] || h > 23 || mi > 59 || se > 59 {
+        return None;
+    }
     let mut i = 19;
     let mut ms = 0i64;
     if b.get(i) == Some(&b'.') {
@@ -420,9 +442,13 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     }
     let off = match s.get(i..)? {
         "Z" | "z" => 0,
-        o if o.len() == 6 => {
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && o.as_bytes()[3] == b':' => {
             let sign = if o.starts_with('-') { -1 } else { 1 };
-            sign * (o.get(1..3)?.parse::<i64>().ok()? * 3600 + o.get(4..6)?.parse::<i64>().ok()? * 60)
+            let (oh, om) = (o.get(1..3)?.parse::<i64>().ok()?, o.get(4..6)?.parse::<i64>().ok()?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            sign * (oh * 3600 + om * 60)
         }
         _ => return None,
     };
@@ -471,6 +497,17 @@ fn parse_duration_ms(s: &str) -> Result<i64, String> {
     Ok(total)
 }
 
+/// Checks the optional `timeout` parameter (a duration, as Prometheus takes it). The engine's
+/// configured `query.timeout_ms` is what limits evaluation.
+fn check_timeout(ps: &[(String, String)]) -> Result<(), Response> {
+    match param(ps, "timeout") {
+        None => Ok(()),
+        Some(v) => parse_duration_ms(v)
+            .map(|_| ())
+            .map_err(|e| api_error(StatusCode::BAD_REQUEST, "bad_data", format!("parameter \"timeout\": {e}"))),
+    }
+}
+
 async fn read_params(
     s: &AppState,
     method: &Method,
@@ -505,6 +542,9 @@ async fn query(
     let Some(expr) = param(&ps, "query").map(str::to_string) else {
         return api_error(StatusCode::BAD_REQUEST, "bad_data", "missing parameter \"query\"");
     };
+    if let Err(r) = check_timeout(&ps) {
+        return r;
+    }
     let t = match param(&ps, "time").map(parse_time).transpose() {
         Ok(t) => t.unwrap_or_else(now_ms),
         Err(e) => return api_error(StatusCode::BAD_REQUEST, "bad_data", format!("parameter \"time\": {e}")),
@@ -530,6 +570,9 @@ async fn query_range(
     let Some(expr) = param(&ps, "query").map(str::to_string) else {
         return api_error(StatusCode::BAD_REQUEST, "bad_data", "missing parameter \"query\"");
     };
+    if let Err(r) = check_timeout(&ps) {
+        return r;
+    }
     let get = |k: &str, f: fn(&str) -> Result<i64, String>| -> Result<i64, Response> {
         let v = param(&ps, k)
             .ok_or_else(|| api_error(StatusCode::BAD_REQUEST, "bad_data", format!("missing parameter {k:?}")))?;
@@ -563,7 +606,11 @@ fn range_of(ps: &[(String, String)]) -> Result<(i64, i64), Response> {
             Some(v) => parse_time(v).map_err(|e| api_error(StatusCode::BAD_REQUEST, "bad_data", format!("{k}: {e}"))),
         }
     };
-    Ok((t("start", i64::MIN)?, t("end", i64::MAX)?))
+    let (start, end) = (t("start", i64::MIN)?, t("end", i64::MAX)?);
+    if end < start {
+        return Err(api_error(StatusCode::BAD_REQUEST, "bad_data", "end timestamp must not be before start time"));
+    }
+    Ok((start, end))
 }
 
 fn storage_error(e: telemetry_core::StorageError) -> Response {
@@ -761,6 +808,11 @@ mod tests {
         assert_eq!(parse_time("1970-01-01T00:01:00Z").unwrap(), 60_000);
         assert_eq!(parse_time("2015-07-01T20:10:51.781Z").unwrap(), 1_435_781_451_781);
         assert!(parse_time("yesterday").is_err());
+        assert_eq!(parse_time("2024-02-29T23:59:59+01:00").unwrap(), 1_709_247_599_000);
+        for bad in ["2020-13-01T00:00:00Z", "2021-02-29T00:00:00Z", "2020-01-01T24:00:00Z", "2020-01-01T00:00:00+25:00"]
+        {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
         assert_eq!(parse_duration_ms("15s").unwrap(), 15_000);
         assert_eq!(parse_duration_ms("1h30m").unwrap(), 5_400_000);
         assert_eq!(parse_duration_ms("0.5").unwrap(), 500);
