@@ -44,10 +44,12 @@
 //! ```
 
 pub mod block;
+mod downsample;
 mod error;
 mod head;
 mod query;
 pub mod record;
+pub mod rollup;
 mod series;
 pub mod tier;
 pub mod wal;

@@ -1,17 +1,70 @@
 //! Tiers: downsampling raw blocks into rollups, retention per tier, and routing a query to
 //! the coarsest tier that answers it.
+//!
+//! # Layout
+//!
+//! A tier of resolution `R` stores rollup blocks covering aligned ranges `[A, B)` of
+//! [`Tier::block_range_ms`] (multiples of it since the Unix epoch). Such a block holds, per
+//! series, the five aggregates of [`crate::rollup`] (count, sum, min, max, counter increase)
+//! at the bucket ends `A, A + R, …, B − R`, i.e. the source data in `(A − R, B − R]`. Its
+//! `meta.json` records in `compaction.sources` the level-1 ids of every block it was built
+//! from (the sources of the sources, so compacting raw blocks does not change them).
+//!
+//! # Maintenance ([`maintain`])
+//!
+//! For each tier, finest first, every aligned range whose source data is complete (a source
+//! block reaches past `B − R`), not yet past the tier's retention, and not already *covered*
+//! (a block of the tier for that range whose `compaction.sources` include every source id of
+//! the blocks feeding it) is built, written by [`BlockWriter`](crate::block::BlockWriter)
+//! (temporary directory, then rename: a kill leaves no half block visible). An out-of-order
+//! raw block arriving after its range was rolled up makes the range uncovered again: it is
+//! rebuilt, and the superseded block deleted. Running it twice writes nothing the second
+//! time. Then retention: a block whose `max_time <= now − retention` of its tier is deleted,
+//! unless it still feeds a range of the next tier that is not covered yet and not itself
+//! past that tier's retention.
+//!
+//! # Reading ([`route`], [`plan`], [`rollup_samples`])
+//!
+//! [`route`] picks the resolution; [`plan`] splits a query's range between tiers (coarse
+//! where it has blocks, finer elsewhere, raw last, which includes the head);
+//! [`rollup_samples`] turns a rollup block's aggregates into the samples the PromQL engine
+//! expects, following Thanos' mapping from the function to the aggregate:
+//!
+//! | function | aggregate | on rollups |
+//! |---|---|---|
+//! | `min_over_time`, `max_over_time` | min, max | exact when the window's length and end are multiples of `R` |
+//! | `sum_over_time` | sum | exact as above, up to the order of float additions |
+//! | `rate`, `increase`, `irate`, `resets` | counter, as a running total | the increase between bucket ends is exact (resets removed); the engine's extrapolation sees bucket-end timestamps, so `rate`/`increase` are estimates as on raw data, `irate` spans one bucket, `resets` sees none |
+//! | `count_over_time` | count | **not exact**: the engine counts rollup points; [`route`] prefers raw while raw data exists |
+//! | anything else (plain selectors, `avg_over_time`, `last_over_time`, `quantile_over_time`, `changes`, …) | sum / count (the bucket's average) | approximate |
+//!
+//! Functions listed in [`RAW_PREFERRED`] (wrong, not just approximate, on rollups) are routed
+//! to the finest tier with data; all others to the coarsest eligible one.
+//!
+//! Quantile sketches per bucket are not stored (a block's chunks hold floats only).
 
-use telemetry_core::SelectHints;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
 
-use crate::block::BlockMeta;
+use telemetry_core::{Labels, Matcher, SampleBatch, SelectHints};
+
+use crate::block::{Aggr, Block, BlockError, BlockMeta, delete_block};
+use crate::downsample::{COUNTER_LOOKBACK_MS, build_block, merge_series};
+
+const DAY: i64 = 86_400_000;
 
 /// One rollup tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tier {
     /// Rollup interval in ms.
     pub resolution_ms: i64,
-    /// Blocks of this tier older than this (their `max_time` before `now - retention`) are deleted.
+    /// Blocks of this tier older than this (their `max_time` at or before `now - retention`)
+    /// are deleted.
     pub retention_ms: i64,
+    /// Range of one rollup block (aligned to multiples of it since the epoch); a multiple of
+    /// `resolution_ms` and of the finer tier's block range.
+    pub block_range_ms: i64,
 }
 
 /// Tier configuration: raw retention and the rollup tiers, finest first.
@@ -19,25 +72,616 @@ pub struct Tier {
 pub struct TierConfig {
     /// Raw blocks are kept this long (default 15 days).
     pub raw_retention_ms: i64,
-    /// Rollup tiers, finest first (default 1 minute for 90 days, 1 hour for 2 years).
+    /// Rollup tiers, finest first (default 1 minute for 90 days in 1-day blocks, 1 hour for
+    /// 2 years in 7-day blocks).
     pub tiers: Vec<Tier>,
 }
 
 impl Default for TierConfig {
     fn default() -> Self {
-        const DAY: i64 = 86_400_000;
         TierConfig {
             raw_retention_ms: 15 * DAY,
             tiers: vec![
-                Tier { resolution_ms: 60_000, retention_ms: 90 * DAY },
-                Tier { resolution_ms: 3_600_000, retention_ms: 730 * DAY },
+                Tier { resolution_ms: 60_000, retention_ms: 90 * DAY, block_range_ms: DAY },
+                Tier { resolution_ms: 3_600_000, retention_ms: 730 * DAY, block_range_ms: 7 * DAY },
             ],
         }
     }
 }
 
-/// The resolution (0 = raw) a query with these hints should read, given the blocks present.
+impl TierConfig {
+    /// Checks the configuration: positive values, resolutions increasing, each a multiple of
+    /// the finer one, block ranges multiples of their resolution and of the finer tier's
+    /// block range.
+    ///
+    /// # Errors
+    /// A message naming the tier (by index) and the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.raw_retention_ms <= 0 {
+            return Err(format!("raw_retention_ms must be positive, got {}", self.raw_retention_ms));
+        }
+        let mut prev: Option<&Tier> = None;
+        for (i, t) in self.tiers.iter().enumerate() {
+            if t.resolution_ms <= 0 || t.retention_ms <= 0 || t.block_range_ms <= 0 {
+                return Err(format!("tier {i}: resolution, retention and block range must be positive: {t:?}"));
+            }
+            if t.block_range_ms % t.resolution_ms != 0 {
+                return Err(format!(
+                    "tier {i}: block_range_ms {} is not a multiple of its resolution",
+                    t.block_range_ms
+                ));
+            }
+            if let Some(p) = prev {
+                if t.resolution_ms <= p.resolution_ms || t.resolution_ms % p.resolution_ms != 0 {
+                    return Err(format!(
+                        "tier {i}: resolution {} is not a larger multiple of tier {}'s {}",
+                        t.resolution_ms,
+                        i - 1,
+                        p.resolution_ms
+                    ));
+                }
+                if t.block_range_ms % p.block_range_ms != 0 {
+                    return Err(format!(
+                        "tier {i}: block_range_ms {} is not a multiple of tier {}'s {}",
+                        t.block_range_ms,
+                        i - 1,
+                        p.block_range_ms
+                    ));
+                }
+            }
+            prev = Some(t);
+        }
+        Ok(())
+    }
+
+    /// Retention of the tier of `resolution_ms` (0 = raw); `None` for an unknown resolution.
+    pub fn retention_of(&self, resolution_ms: i64) -> Option<i64> {
+        if resolution_ms == 0 {
+            return Some(self.raw_retention_ms);
+        }
+        self.tiers.iter().find(|t| t.resolution_ms == resolution_ms).map(|t| t.retention_ms)
+    }
+}
+
+/// What one [`maintain`] run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TierReport {
+    /// Rollup blocks written.
+    pub written: Vec<BlockMeta>,
+    /// Blocks deleted (retention, or rollups superseded by a rebuild).
+    pub deleted: Vec<BlockMeta>,
+}
+
+fn floor_to(t: i64, m: i64) -> i64 {
+    t.div_euclid(m) * m
+}
+
+/// The level-1 ids a block stands for (its own id when its lineage is empty).
+fn lineage(m: &BlockMeta) -> Vec<String> {
+    if m.compaction.sources.is_empty() { vec![m.id.clone()] } else { m.compaction.sources.clone() }
+}
+
+/// Source data interval `[lo, hi]` (inclusive) a range `[a, b)` of `tier` reads, from a source
+/// tier of resolution `src_res` (0 = raw).
+fn source_interval(tier: &Tier, src_res: i64, a: i64, b: i64) -> (i64, i64) {
+    let lookback = if src_res == 0 { COUNTER_LOOKBACK_MS } else { 0 };
+    (a - tier.resolution_ms - lookback, b - tier.resolution_ms)
+}
+
+fn overlaps(m: &BlockMeta, lo: i64, hi: i64) -> bool {
+    m.min_time <= hi && m.max_time > lo
+}
+
+/// Aligned ranges `[a, b)` of `tier` that read some of `[min_time, max_time)` of source data.
+fn ranges_fed_by(tier: &Tier, src_res: i64, min_time: i64, max_time: i64) -> Vec<(i64, i64)> {
+    let br = tier.block_range_ms;
+    let lookback = if src_res == 0 { COUNTER_LOOKBACK_MS } else { 0 };
+    // a - R - lookback < max_time  and  b - R >= min_time
+    let first = floor_to(min_time + tier.resolution_ms, br);
+    let last = floor_to(max_time - 1 + tier.resolution_ms + lookback, br);
+    let mut out = Vec::new();
+    let mut a = first;
+    while a <= last {
+        let (lo, hi) = source_interval(tier, src_res, a, a + br);
+        if min_time <= hi && max_time > lo {
+            out.push((a, a + br));
+        }
+        a += br;
+    }
+    out
+}
+
+/// `true` when a block of `tier` for `[a, b)` has every id of `needed` in its sources.
+fn covered<'a>(targets: impl Iterator<Item = &'a BlockMeta>, a: i64, b: i64, needed: &BTreeSet<String>) -> bool {
+    targets.filter(|m| m.min_time == a && m.max_time == b).any(|m| {
+        let have: BTreeSet<&String> = m.compaction.sources.iter().collect();
+        needed.iter().all(|s| have.contains(s))
+    })
+}
+
+/// Builds missing rollups (raw → first tier, each tier → the next) for completed ranges,
+/// idempotently, and deletes blocks past their tier's retention, never a block still needed
+/// to build a rollup. `blocks_dir` is `<dir>/blocks`; `blocks` the currently open blocks.
+/// Returns what it wrote and deleted; the caller then re-reads the block list. `now_ms` is
+/// the clock (ms since the epoch), passed in so that tests can fake it.
+///
+/// # Errors
+/// [`BlockError`] from reading source blocks or writing a rollup block; an invalid `cfg` is
+/// reported as [`BlockError::Io`] of kind `InvalidInput` naming `blocks_dir`. Blocks written
+/// before an error stay (they are complete), and a rerun continues where this one stopped.
+pub fn maintain(
+    blocks_dir: &Path,
+    cfg: &TierConfig,
+    blocks: &[Arc<Block>],
+    now_ms: i64,
+) -> Result<TierReport, BlockError> {
+    cfg.validate().map_err(|msg| BlockError::Io {
+        path: blocks_dir.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("tier configuration: {msg}")),
+    })?;
+    let mut report = TierReport::default();
+    let mut live: Vec<Arc<Block>> = blocks.to_vec();
+    let mut src_res = 0;
+    for tier in &cfg.tiers {
+        build_tier(blocks_dir, tier, src_res, &mut live, now_ms, &mut report)?;
+        src_res = tier.resolution_ms;
+    }
+    retention(cfg, &mut live, now_ms, &mut report)?;
+    Ok(report)
+}
+
+fn build_tier(
+    blocks_dir: &Path,
+    tier: &Tier,
+    src_res: i64,
+    live: &mut Vec<Arc<Block>>,
+    now_ms: i64,
+    report: &mut TierReport,
+) -> Result<(), BlockError> {
+    let mut sources: Vec<Arc<Block>> = live.iter().filter(|b| b.meta().resolution_ms == src_res).cloned().collect();
+    sources.sort_by(|a, b| (a.meta().min_time, &a.meta().id).cmp(&(b.meta().min_time, &b.meta().id)));
+    let (Some(smin), Some(smax)) = (
+        sources.iter().map(|b| b.meta().min_time).min(),
+        sources.iter().filter(|b| !b.meta().out_of_order).map(|b| b.meta().max_time).max(),
+    ) else {
+        return Ok(());
+    };
+    let horizon = now_ms.saturating_sub(tier.retention_ms);
+    for (a, b) in ranges_fed_by(tier, src_res, smin, smax) {
+        // Complete: a source block reaches past the range's last bucket end.
+        if b - tier.resolution_ms >= smax || b <= horizon {
+            continue;
+        }
+        let (lo, hi) = source_interval(tier, src_res, a, b);
+        let feeding: Vec<Arc<Block>> = sources.iter().filter(|s| overlaps(s.meta(), lo, hi)).cloned().collect();
+        // Only blocks with data in the buckets proper make a range worth building.
+        if !feeding.iter().any(|s| overlaps(s.meta(), a - tier.resolution_ms + 1, hi)) {
+            continue;
+        }
+        let needed: BTreeSet<String> = feeding.iter().flat_map(|s| lineage(s.meta())).collect();
+        let targets: Vec<BlockMeta> =
+            live.iter().filter(|t| t.meta().resolution_ms == tier.resolution_ms).map(|t| t.meta().clone()).collect();
+        if !covered(targets.iter(), a, b, &needed) {
+            let meta =
+                build_block(blocks_dir, &feeding, src_res, tier.resolution_ms, a, b, needed.into_iter().collect())?;
+            if let Some(meta) = meta {
+                let block = Block::open(&blocks_dir.join(&meta.id))?;
+                live.push(Arc::new(block));
+                report.written.push(meta);
+            }
+        }
+        // Older blocks for the same range whose sources the newest covers are superseded.
+        drop_superseded(tier.resolution_ms, a, b, live, report)?;
+    }
+    Ok(())
+}
+
+fn drop_superseded(
+    res: i64,
+    a: i64,
+    b: i64,
+    live: &mut Vec<Arc<Block>>,
+    report: &mut TierReport,
+) -> Result<(), BlockError> {
+    let same: Vec<Arc<Block>> = live
+        .iter()
+        .filter(|t| t.meta().resolution_ms == res && t.meta().min_time == a && t.meta().max_time == b)
+        .cloned()
+        .collect();
+    if same.len() < 2 {
+        return Ok(());
+    }
+    // Keep the one with the most sources (the newest on ties); delete those it covers.
+    let Some(keep) = same.iter().max_by(|x, y| {
+        (x.meta().compaction.sources.len(), &x.meta().id).cmp(&(y.meta().compaction.sources.len(), &y.meta().id))
+    }) else {
+        return Ok(()); // ok: `same` has at least two blocks
+    };
+    let have: BTreeSet<&String> = keep.meta().compaction.sources.iter().collect();
+    for other in &same {
+        if other.meta().id == keep.meta().id {
+            continue;
+        }
+        if other.meta().compaction.sources.iter().all(|s| have.contains(s)) {
+            delete_block(other)?;
+            report.deleted.push(other.meta().clone());
+            live.retain(|x| x.meta().id != other.meta().id);
+        }
+    }
+    Ok(())
+}
+
+fn retention(
+    cfg: &TierConfig,
+    live: &mut Vec<Arc<Block>>,
+    now_ms: i64,
+    report: &mut TierReport,
+) -> Result<(), BlockError> {
+    let mut doomed = Vec::new();
+    for blk in live.iter() {
+        let m = blk.meta();
+        let Some(ret) = cfg.retention_of(m.resolution_ms) else {
+            continue; // a resolution no tier configures: left alone
+        };
+        if m.max_time > now_ms.saturating_sub(ret) {
+            continue;
+        }
+        // The next tier, fed by this block's tier.
+        let next = if m.resolution_ms == 0 {
+            cfg.tiers.first()
+        } else {
+            cfg.tiers.iter().position(|t| t.resolution_ms == m.resolution_ms).and_then(|i| cfg.tiers.get(i + 1))
+        };
+        if let Some(next) = next {
+            let horizon = now_ms.saturating_sub(next.retention_ms);
+            let ids: BTreeSet<String> = lineage(m).into_iter().collect();
+            let targets: Vec<&BlockMeta> =
+                live.iter().map(|b| b.meta()).filter(|t| t.resolution_ms == next.resolution_ms).collect();
+            let still_needed = ranges_fed_by(next, m.resolution_ms, m.min_time, m.max_time)
+                .into_iter()
+                .any(|(a, b)| b > horizon && !covered(targets.iter().copied(), a, b, &ids));
+            if still_needed {
+                continue;
+            }
+        }
+        doomed.push(blk.clone());
+    }
+    for blk in doomed {
+        delete_block(&blk)?;
+        report.deleted.push(blk.meta().clone());
+        live.retain(|x| x.meta().id != blk.meta().id);
+    }
+    Ok(())
+}
+
+/// Functions that rollups answer wrongly (not just approximately): routed to the finest tier
+/// with data.
+pub const RAW_PREFERRED: &[&str] = &["count_over_time", "resets", "changes"];
+
+/// The resolution (0 = raw) a query with these hints should read, given the blocks present:
+/// the coarsest tier whose resolution is at most the query's step (and at most the range of
+/// its range selector, when it has one) and which has blocks overlapping the query's range
+/// (`[start − range, end]`); raw when no such tier has data. For an instant query (step 0)
+/// the range selector's range alone bounds the resolution; without one, raw. For the
+/// functions of [`RAW_PREFERRED`], the finest eligible tier with data instead.
 pub fn route(hints: &SelectHints, cfg: &TierConfig, blocks: &[BlockMeta]) -> i64 {
-    let _ = (hints, cfg, blocks);
-    0
+    let bound = match (hints.step_ms, hints.range_ms) {
+        (0, 0) => return 0,
+        (0, r) | (r, 0) => r,
+        (s, r) => s.min(r),
+    };
+    let lo = hints.start_ms.saturating_sub(hints.range_ms);
+    let hi = hints.end_ms;
+    let has_data = |res: i64| blocks.iter().any(|m| m.resolution_ms == res && overlaps(m, lo, hi));
+    let eligible = cfg.tiers.iter().filter(|t| t.resolution_ms <= bound).map(|t| t.resolution_ms);
+    let raw_preferred = hints.func.as_deref().is_some_and(|f| RAW_PREFERRED.contains(&f));
+    if raw_preferred {
+        if has_data(0) {
+            return 0;
+        }
+        return eligible.into_iter().find(|&r| has_data(r)).unwrap_or(0);
+    }
+    eligible.rev().find(|&r| has_data(r)).unwrap_or(0)
+}
+
+/// A part of a query's time range read at one resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// Resolution to read (0 = raw, head included).
+    pub resolution_ms: i64,
+    /// First timestamp of the part (inclusive). For a rollup segment, a bucket end.
+    pub mint: i64,
+    /// Last timestamp of the part (inclusive).
+    pub maxt: i64,
+}
+
+/// Splits `[mint, maxt]` between the tier [`route`] picked and the finer ones: the chosen
+/// tier's blocks where it has them, the next finer tier where it has not, and so on down to
+/// raw (which takes everything left, the head included). Source time `(p − R, p]` of a rollup
+/// point `p` is never read again from a finer tier, so no sample counts twice. Segments are
+/// returned in time order.
+pub fn plan(hints: &SelectHints, cfg: &TierConfig, blocks: &[BlockMeta], mint: i64, maxt: i64) -> Vec<Segment> {
+    let top = route(hints, cfg, blocks);
+    let mut resolutions: Vec<i64> = cfg.tiers.iter().map(|t| t.resolution_ms).filter(|&r| r <= top).collect();
+    resolutions.reverse();
+    let mut out = Vec::new();
+    fill(&resolutions, blocks, mint, maxt, &mut out);
+    out.sort_by_key(|s| s.mint);
+    out
+}
+
+fn fill(resolutions: &[i64], blocks: &[BlockMeta], mint: i64, maxt: i64, out: &mut Vec<Segment>) {
+    if mint > maxt {
+        return;
+    }
+    let Some((&res, finer)) = resolutions.split_first() else {
+        out.push(Segment { resolution_ms: 0, mint, maxt });
+        return;
+    };
+    if res == 0 {
+        out.push(Segment { resolution_ms: 0, mint, maxt });
+        return;
+    }
+    // Union of this tier's block ranges (point time), clipped to [mint, maxt].
+    let mut ranges: Vec<(i64, i64)> = blocks
+        .iter()
+        .filter(|m| m.resolution_ms == res && m.max_time > mint && m.min_time <= maxt)
+        .map(|m| (m.min_time.max(mint), (m.max_time - 1).min(maxt)))
+        .collect();
+    ranges.sort_unstable();
+    let mut merged: Vec<(i64, i64)> = Vec::new();
+    for (a, b) in ranges {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 + 1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    let mut cursor = mint;
+    for (a, b) in merged {
+        // Snap to bucket ends: the first point at or after a, the last at or before b.
+        let first = crate::rollup::bucket_end(a, res).unwrap_or(a);
+        let last = floor_to(b, res);
+        if first > last {
+            continue;
+        }
+        // Source time (first - res, last] is answered by this segment.
+        fill(finer, blocks, cursor, first - res, out);
+        out.push(Segment { resolution_ms: res, mint: first, maxt: last });
+        cursor = last + 1;
+    }
+    fill(finer, blocks, cursor, maxt, out);
+}
+
+/// Which aggregate(s) answer `func` on a rollup tier, and how they become the samples the
+/// PromQL engine expects (see the module doc's table): `min_*` → min, `max_*` → max,
+/// `count_*` → count, `sum_*` → sum, `rate`/`increase`/`irate`/`resets` → the counter as a
+/// running total, anything else → sum / count.
+pub fn aggregates_for(func: Option<&str>) -> &'static [Aggr] {
+    match func {
+        Some(f) if f.starts_with("min_") => &[Aggr::Min],
+        Some(f) if f.starts_with("max_") => &[Aggr::Max],
+        Some(f) if f.starts_with("count_") => &[Aggr::Count],
+        Some(f) if f.starts_with("sum_") => &[Aggr::Sum],
+        Some("rate" | "increase" | "irate" | "resets") => &[Aggr::Counter],
+        _ => &[Aggr::Sum, Aggr::Count],
+    }
+}
+
+/// The samples answering `func` from one rollup `block` for the series matching `matchers`,
+/// over `[mint, maxt]`; see [`rollup_samples_blocks`].
+///
+/// # Errors
+/// [`BlockError`] reading the block.
+pub fn rollup_samples(
+    func: Option<&str>,
+    block: &Block,
+    matchers: &[Matcher],
+    mint: i64,
+    maxt: i64,
+) -> Result<Vec<(Labels, SampleBatch)>, BlockError> {
+    rollup_samples_blocks(func, &[block], matchers, mint, maxt)
+}
+
+/// The samples answering `func` from rollup `blocks` of one tier (in time order; overlapping
+/// blocks are merged, the first winning), per series sorted by labels, over `[mint, maxt]`
+/// (aggregates per [`aggregates_for`]).
+///
+/// For the counter functions the per-bucket increases are summed into a running total
+/// across all `blocks`, anchored so that its last value equals the last bucket's max (the
+/// counter's raw value there when it did not reset in that bucket): the engine's `rate` then
+/// sees no reset, and raw samples that follow the rollups continue the same curve. Read the
+/// blocks of one tier in one call so that the running total is continuous across them.
+///
+/// # Errors
+/// [`BlockError`] reading a block.
+pub fn rollup_samples_blocks(
+    func: Option<&str>,
+    blocks: &[&Block],
+    matchers: &[Matcher],
+    mint: i64,
+    maxt: i64,
+) -> Result<Vec<(Labels, SampleBatch)>, BlockError> {
+    let select = |aggr: Aggr| -> Result<Vec<(Labels, SampleBatch)>, BlockError> {
+        let mut all = Vec::new();
+        for b in blocks {
+            all.extend(b.select(matchers, mint, maxt, aggr)?);
+        }
+        Ok(if blocks.len() > 1 { merge_series(all) } else { all })
+    };
+    match aggregates_for(func) {
+        [Aggr::Counter] => {
+            let mut series = select(Aggr::Counter)?;
+            // The last bucket's max anchors the running total.
+            let last_max = match blocks.iter().map(|b| b.meta().max_time).max() {
+                Some(end) => {
+                    let mut all = Vec::new();
+                    for b in blocks.iter().filter(|b| b.meta().max_time == end) {
+                        all.extend(b.select(matchers, mint.max(b.meta().min_time), maxt, Aggr::Max)?);
+                    }
+                    merge_series(all)
+                }
+                None => Vec::new(),
+            };
+            let mut anchors = last_max.into_iter().peekable();
+            for (labels, batch) in &mut series {
+                while anchors.peek().is_some_and(|(l, _)| l < labels) {
+                    anchors.next();
+                }
+                let anchor = match anchors.peek() {
+                    Some((l, b)) if l == labels && b.timestamps.last() == batch.timestamps.last() => {
+                        b.values.last().copied()
+                    }
+                    _ => None,
+                };
+                running_total(&mut batch.values, anchor);
+            }
+            Ok(series)
+        }
+        [one] => select(*one),
+        _ => {
+            let sums = select(Aggr::Sum)?;
+            let counts = select(Aggr::Count)?;
+            let mut counts = counts.into_iter().peekable();
+            let mut out = Vec::with_capacity(sums.len());
+            for (labels, mut s) in sums {
+                while counts.peek().is_some_and(|(l, _)| *l < labels) {
+                    counts.next();
+                }
+                if let Some((l, c)) = counts.peek()
+                    && *l == labels
+                    && c.timestamps == s.timestamps
+                {
+                    for (v, n) in s.values.iter_mut().zip(&c.values) {
+                        *v /= *n;
+                    }
+                    out.push((labels, s));
+                } else {
+                    return Err(BlockError::InvalidSamples {
+                        series: labels.to_string(),
+                        reason: "rollup sum and count do not share timestamps".into(),
+                    });
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// Turns per-bucket increases into a running total ending at `anchor` (or starting from the
+/// first increase when there is none).
+fn running_total(values: &mut [f64], anchor: Option<f64>) {
+    let mut acc = 0.0;
+    for v in values.iter_mut() {
+        acc += *v;
+        *v = acc;
+    }
+    if let Some(a) = anchor.filter(|a| a.is_finite())
+        && let Some(&total) = values.last()
+    {
+        let shift = a - total;
+        for v in values.iter_mut() {
+            *v += shift;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const M: i64 = 60_000;
+    const H: i64 = 3_600_000;
+
+    fn meta(id: &str, res: i64, min: i64, max: i64) -> BlockMeta {
+        BlockMeta {
+            id: id.into(),
+            min_time: min,
+            max_time: max,
+            resolution_ms: res,
+            stats: Default::default(),
+            compaction: Default::default(),
+            out_of_order: false,
+        }
+    }
+
+    fn hints(start: i64, end: i64, step: i64, range: i64, func: Option<&str>) -> SelectHints {
+        SelectHints {
+            start_ms: start,
+            end_ms: end,
+            step_ms: step,
+            range_ms: range,
+            func: func.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn default_config_is_valid() {
+        TierConfig::default().validate().unwrap();
+        let mut bad = TierConfig::default();
+        bad.tiers[1].block_range_ms = DAY + H;
+        assert!(bad.validate().unwrap_err().contains("tier 1"));
+        bad.tiers[1] = Tier { resolution_ms: 90_000, retention_ms: DAY, block_range_ms: DAY };
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn routes_by_step_range_and_data() {
+        let cfg = TierConfig::default();
+        let blocks =
+            vec![meta("r", 0, 20 * DAY, 30 * DAY), meta("m", M, 10 * DAY, 29 * DAY), meta("h", H, 0, 28 * DAY)];
+        // last hour, 15 s step: raw
+        assert_eq!(route(&hints(30 * DAY - H, 30 * DAY, 15_000, 0, None), &cfg, &blocks), 0);
+        // a day at 2 min: 1 minute
+        assert_eq!(route(&hints(28 * DAY, 29 * DAY, 120_000, 0, None), &cfg, &blocks), M);
+        // 30 days at 1 h: 1 hour
+        assert_eq!(route(&hints(0, 30 * DAY, H, 0, None), &cfg, &blocks), H);
+        // rate(x[5m]) at 1 h step: the range bounds the resolution
+        assert_eq!(route(&hints(0, 30 * DAY, H, 5 * M, Some("rate")), &cfg, &blocks), M);
+        // coarse tier without data for the range: finer
+        assert_eq!(route(&hints(28 * DAY + H, 30 * DAY, H, 0, None), &cfg, &blocks), M);
+        // count_over_time prefers raw while there is some
+        assert_eq!(route(&hints(0, 30 * DAY, H, H, Some("count_over_time")), &cfg, &blocks), 0);
+        assert_eq!(route(&hints(0, 5 * DAY, H, H, Some("count_over_time")), &cfg, &blocks), H);
+        // instant query without range: raw
+        assert_eq!(route(&hints(0, 30 * DAY, 0, 0, None), &cfg, &blocks), 0);
+    }
+
+    #[test]
+    fn plan_splits_without_double_counting() {
+        let cfg = TierConfig::default();
+        let blocks = vec![meta("m", M, DAY, 2 * DAY), meta("h", H, 0, DAY)];
+        let segs = plan(&hints(0, 3 * DAY, H, 0, None), &cfg, &blocks, 0, 3 * DAY);
+        assert_eq!(
+            segs,
+            vec![
+                Segment { resolution_ms: H, mint: 0, maxt: DAY - H },
+                // source time (DAY - H, DAY - M] is in neither rollup block
+                Segment { resolution_ms: 0, mint: DAY - H + 1, maxt: DAY - M },
+                Segment { resolution_ms: M, mint: DAY, maxt: 2 * DAY - M },
+                Segment { resolution_ms: 0, mint: 2 * DAY - M + 1, maxt: 3 * DAY },
+            ]
+        );
+        // Consecutive segments partition source time: a rollup point p answers (p - R, p].
+        assert_eq!(segs[2].mint - M, segs[1].maxt);
+    }
+
+    #[test]
+    fn ranges_fed() {
+        let t = Tier { resolution_ms: M, retention_ms: DAY, block_range_ms: DAY };
+        // A raw block [0, 2h) feeds day [0, 1d) only.
+        assert_eq!(ranges_fed_by(&t, 0, 0, 2 * H), vec![(0, DAY)]);
+        // The last raw block of a day also feeds the next day (its last minute, and lookback).
+        assert_eq!(ranges_fed_by(&t, 0, DAY - 2 * H, DAY), vec![(0, DAY), (DAY, 2 * DAY)]);
+    }
+
+    #[test]
+    fn running_total_anchors_at_the_end() {
+        let mut v = vec![1.0, 2.0, 3.0];
+        running_total(&mut v, Some(100.0));
+        assert_eq!(v, vec![95.0, 97.0, 100.0]);
+        let mut v = vec![1.0, 2.0];
+        running_total(&mut v, None);
+        assert_eq!(v, vec![1.0, 3.0]);
+    }
 }
