@@ -52,6 +52,7 @@ pub mod bits;
 pub mod codec;
 mod error;
 mod ffor;
+mod intpack;
 pub mod store;
 mod varint;
 pub mod xor;
@@ -59,5 +60,8 @@ pub mod xor;
 pub use bits::{BitReader, BitWriter};
 pub use codec::{Codec, all_codecs, codec_by_name, codec_names};
 pub use error::ChunkError;
-pub use store::{STORE_MAX_SAMPLES, StoreCodec, decode_store_chunk, encode_store_chunk, encode_store_chunk_into};
+pub use store::{
+    STORE_MAX_SAMPLES, StoreCodec, StoreLayout, decode_store_chunk, encode_store_chunk, encode_store_chunk_into,
+    store_chunk_layout,
+};
 pub use xor::{XOR_MAX_SAMPLES, XorChunk, XorIter, decode_xor_chunk};

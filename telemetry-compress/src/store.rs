@@ -61,9 +61,10 @@
 //! [`STORE_MAX_SAMPLES`]), [`ChunkError::TrailingBytes`].
 
 use crate::bits::{BitReader, BitWriter};
-use crate::codec::alp::{EXP, FRAC, MAX_EXP, choose_exponents, encode_one};
-use crate::codec::{Codec, read_timestamps, write_timestamps};
+use crate::codec::alp::{EXP, FRAC, MAX_EXP, encode_one};
+use crate::codec::{Codec, read_timestamps};
 use crate::error::ChunkError;
+use crate::intpack;
 use crate::varint::{get_uvarint, get_varint, put_uvarint, put_varint};
 use crate::xor::{XOR_MAX_SAMPLES, XorChunk, XorDecoder, XorEncoder, decode_xor_chunk};
 
@@ -81,6 +82,15 @@ const V_CONST: u8 = 1;
 const V_XOR: u8 = 2;
 const V_INT: u8 = 3;
 const V_CONST_INT: u8 = 4;
+const TS_GRID_PACKED: u8 = 5;
+const TS_DELTA_PACKED: u8 = 6;
+const V_SCALED: u8 = 5;
+/// V_SCALED scale code for two divisions (codes 1..=19 are one division by 10^(code - 1)).
+const SCALE_TWO_DIVS: u8 = 20;
+/// Largest decimal exponent of a V_SCALED division (10^22 is the largest exact power of ten).
+const DIV_MAX_EXP: usize = 18;
+/// Digits must stay below 2^53 in magnitude to convert to f64 exactly.
+const DIGIT_LIMIT: f64 = 9_007_199_254_740_992.0;
 
 /// Encodes samples (`ts` in ms, `vs` kept to the bit) as one store chunk.
 ///
@@ -111,24 +121,28 @@ pub fn encode_store_chunk_into(ts: &[i64], vs: &[f64], out: &mut Vec<u8>) -> Res
         }
         TS_REGULAR
     } else {
-        let mut w = BitWriter::with_capacity(n / 4 + 16);
-        write_timestamps(&mut w, ts);
-        let b = w.into_bytes();
-        put_uvarint(&mut tbuf, b.len() as u64);
-        tbuf.extend_from_slice(&b);
-        let mut kind = TS_DOD;
-        let g = grid_timestamps(ts);
+        let deltas: Vec<i64> = ts.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+        put_varint(&mut tbuf, ts[0]);
+        intpack::pack(&deltas, &mut tbuf);
+        let mut kind = TS_DELTA_PACKED;
+        let delta = intpack::most_common(&deltas).unwrap_or(0); // ok: n >= 2 here
+        let off: Vec<i64> = ts
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| t.wrapping_sub(ts[0].wrapping_add(delta.wrapping_mul(i as i64))))
+            .collect();
+        let mut g = Vec::new();
+        put_varint(&mut g, ts[0]);
+        put_varint(&mut g, delta);
+        intpack::pack(&off[1..], &mut g);
+        if g.len() < tbuf.len() {
+            tbuf = g;
+            kind = TS_GRID_PACKED;
+        }
+        let g = grid_timestamps(ts, delta);
         if g.len() < tbuf.len() {
             tbuf = g;
             kind = TS_GRID;
-        }
-        for order in 1..=2u8 {
-            let mut p = vec![order];
-            pack_ints(ts, order, &mut p);
-            if p.len() < tbuf.len() {
-                tbuf = p;
-                kind = TS_INT;
-            }
         }
         kind
     };
@@ -141,11 +155,8 @@ pub fn encode_store_chunk_into(ts: &[i64], vs: &[f64], out: &mut Vec<u8>) -> Res
     Ok(())
 }
 
-/// `t0`, the most common delta, then the samples off the grid `t0 + i·delta`.
-fn grid_timestamps(ts: &[i64]) -> Vec<u8> {
-    let mut deltas: Vec<i64> = ts.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
-    deltas.sort_unstable();
-    let delta = deltas.chunk_by(|a, b| a == b).max_by_key(|g| g.len()).map_or(0, |g| g[0]);
+/// TS_GRID: `t0`, `delta`, then the samples off the grid `t0 + i·delta` as varints.
+fn grid_timestamps(ts: &[i64], delta: i64) -> Vec<u8> {
     let mut out = Vec::new();
     put_varint(&mut out, ts[0]);
     put_varint(&mut out, delta);
@@ -180,38 +191,133 @@ fn best_values(vs: &[f64]) -> (u8, Vec<u8>) {
         return (V_CONST, Vec::new());
     }
     let mut best = (V_XOR, xor_values(vs));
-    let mut scales = vec![(0usize, 0usize)];
-    let chosen = choose_exponents(vs);
-    if chosen != (0, 0) {
-        scales.push(chosen);
+    if let Some((a, b)) = choose_division(vs) {
+        scaled_values(vs, Scale::Div(a, b), &mut best);
     }
-    for (e, f) in scales {
-        let mut digits = Vec::with_capacity(vs.len());
-        let mut exc = Vec::new();
-        let mut prev = 0i64;
-        for (i, &v) in vs.iter().enumerate() {
-            match encode_one(v, e, f) {
-                Some(d) => {
-                    digits.push(d);
-                    prev = d;
-                }
-                None => {
-                    exc.push(i);
-                    digits.push(prev);
-                }
-            }
-        }
-        if exc.len() * 4 > vs.len() {
+    scaled_values(vs, Scale::Bits, &mut best);
+    best
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Scale {
+    /// The value's bits as an integer.
+    Bits,
+    /// `d / 10^a / 10^b`.
+    Div(usize, usize),
+}
+
+#[inline(always)]
+fn div_digit(v: f64, a: usize, b: usize) -> Option<i64> {
+    let x = v * EXP[a + b];
+    // NaN fails this comparison too.
+    if x.is_nan() || x.abs() >= DIGIT_LIMIT {
+        return None;
+    }
+    let d = x.round() as i64;
+    let back = (d as f64) / EXP[a] / EXP[b];
+    (back.to_bits() == v.to_bits()).then_some(d)
+}
+
+/// The division `(a, b)` under which most of a sample of `vs` are exact `d / 10^a / 10^b`
+/// (fewest decimals first), if at least three quarters of the sample are.
+fn choose_division(vs: &[f64]) -> Option<(usize, usize)> {
+    const SAMPLE: usize = 32;
+    let step = (vs.len() / SAMPLE).max(1);
+    let sample: Vec<f64> = vs.iter().step_by(step).copied().filter(|v| v.is_finite()).collect();
+    if sample.is_empty() {
+        return None;
+    }
+    let mut best = (0usize, 0usize, 0usize);
+    for (t, &p) in EXP.iter().enumerate().take(DIV_MAX_EXP + 1) {
+        // Values within a few ulps of d / 10^t are candidates for some split of t.
+        let near = sample
+            .iter()
+            .filter(|&&v| {
+                let x = v * p;
+                x.abs() < DIGIT_LIMIT && ((x.round() / p) - v).abs() <= v.abs() * 1e-15
+            })
+            .count();
+        if near <= best.0 {
             continue;
         }
-        for order in 0..=2u8 {
-            let b = int_values(vs, &digits, &exc, e, f, order);
-            if b.len() < best.1.len() {
-                best = (V_INT, b);
+        for b in 0..=t {
+            let ok = sample.iter().filter(|&&v| div_digit(v, t - b, b).is_some()).count();
+            if ok > best.0 {
+                best = (ok, t - b, b);
+            }
+            if ok == sample.len() {
+                return Some((t - b, b));
             }
         }
     }
-    best
+    (best.0 * 4 >= sample.len() * 3).then_some((best.1, best.2))
+}
+
+/// Encodes `vs` as V_SCALED under `scale` at each difference order; keeps it in `best` if smaller.
+fn scaled_values(vs: &[f64], scale: Scale, best: &mut (u8, Vec<u8>)) {
+    let mut digits = Vec::with_capacity(vs.len());
+    let mut exc = Vec::new();
+    let mut prev = 0i64;
+    for (i, &v) in vs.iter().enumerate() {
+        let d = match scale {
+            Scale::Bits => Some(v.to_bits() as i64),
+            Scale::Div(a, b) => div_digit(v, a, b),
+        };
+        match d {
+            Some(d) => {
+                digits.push(d);
+                prev = d;
+            }
+            None => {
+                exc.push(i);
+                digits.push(prev);
+            }
+        }
+    }
+    if exc.len() * 4 > vs.len() {
+        return;
+    }
+    // Header byte: order + 3 · scale code (0 bits, 1 + a for d / 10^a, 20 for d / 10^a / 10^b
+    // with a and b in the next two bytes).
+    let mut head = vec![0];
+    let code = match scale {
+        Scale::Bits => 0,
+        Scale::Div(a, 0) => 1 + a as u8,
+        Scale::Div(a, b) => {
+            head.extend_from_slice(&[a as u8, b as u8]);
+            SCALE_TWO_DIVS
+        }
+    };
+    let order_at = 0;
+    put_uvarint(&mut head, exc.len() as u64);
+    let mut last = 0usize;
+    for &p in &exc {
+        put_uvarint(&mut head, (p - last) as u64);
+        head.extend_from_slice(&vs[p].to_bits().to_le_bytes());
+        last = p;
+    }
+    let mut d = digits;
+    for order in 0..=2u8 {
+        if order as usize > d.len() {
+            break;
+        }
+        if order > 0 {
+            // Turn the (order-1)-th differences into the order-th, keeping the seed in front.
+            let k = order as usize - 1;
+            for i in (k + 1..d.len()).rev() {
+                d[i] = d[i].wrapping_sub(d[i - 1]);
+            }
+        }
+        let mut b = head.clone();
+        b[order_at] = order + 3 * code;
+        for &seed in &d[..order as usize] {
+            put_varint(&mut b, seed);
+        }
+        intpack::pack(&d[order as usize..], &mut b);
+        if b.len() < best.1.len() {
+            *best = (V_SCALED, b);
+        }
+    }
 }
 
 fn xor_values(vs: &[f64]) -> Vec<u8> {
@@ -221,74 +327,6 @@ fn xor_values(vs: &[f64]) -> Vec<u8> {
         e.append_value(&mut w, v);
     }
     w.into_bytes()
-}
-
-fn int_values(vs: &[f64], digits: &[i64], exc: &[usize], e: usize, f: usize, order: u8) -> Vec<u8> {
-    let mut out = vec![e as u8, f as u8, order];
-    put_uvarint(&mut out, exc.len() as u64);
-    let mut last = 0usize;
-    for &p in exc {
-        put_uvarint(&mut out, (p - last) as u64);
-        out.extend_from_slice(&vs[p].to_bits().to_le_bytes());
-        last = p;
-    }
-    pack_ints(digits, order, &mut out);
-    out
-}
-
-/// Appends `order` seeds (zig-zag varints), the minimum of the `order`-th differences
-/// (zig-zag varint), their bit width (u8) and the differences minus the minimum, MSB first.
-fn pack_ints(digits: &[i64], order: u8, out: &mut Vec<u8>) {
-    let mut d: Vec<i64> = digits.to_vec();
-    let seeds = (order as usize).min(d.len());
-    for k in 0..seeds {
-        put_varint(out, d[k]);
-        for i in (k + 1..d.len()).rev() {
-            d[i] = d[i].wrapping_sub(d[i - 1]);
-        }
-    }
-    let rest = &d[seeds..];
-    let min = rest.iter().copied().min().unwrap_or(0);
-    let max = rest.iter().copied().max().unwrap_or(0);
-    let bw = 64 - (max.wrapping_sub(min) as u64).leading_zeros();
-    put_varint(out, min);
-    // Exponential-Golomb codes of order k beat fixed widths on skewed data (a few outliers).
-    let mut best_k = None;
-    let mut best = rest.len() as u64 * bw as u64;
-    if bw < EG_MAX_BITS {
-        for k in 0..=bw {
-            let cost: u64 = rest
-                .iter()
-                .map(|&x| {
-                    let len = 64 - (x.wrapping_sub(min) as u64 + (1u64 << k)).leading_zeros();
-                    (2 * len - k - 1) as u64
-                })
-                .sum();
-            if cost < best {
-                best = cost;
-                best_k = Some(k);
-            }
-        }
-    }
-    let mut w = BitWriter::with_capacity(best as usize / 8 + 8);
-    match best_k {
-        None => {
-            out.push(bw as u8);
-            for &x in rest {
-                w.write_bits(x.wrapping_sub(min) as u64, bw);
-            }
-        }
-        Some(k) => {
-            out.push(0x80 | k as u8);
-            for &x in rest {
-                let y = x.wrapping_sub(min) as u64 + (1u64 << k);
-                let len = 64 - y.leading_zeros();
-                w.write_bits(0, len - k - 1);
-                w.write_bits(y, len);
-            }
-        }
-    }
-    out.extend_from_slice(w.finish());
 }
 
 /// Longest exponential-Golomb code word accepted (bits of `x + 2^k`).
@@ -313,15 +351,43 @@ fn check(ts: &[i64], vs: &[f64]) -> Result<(), ChunkError> {
 /// # Errors
 /// See the module doc; on error the vectors may hold a partial chunk.
 pub fn decode_store_chunk(bytes: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<(), ChunkError> {
+    decode_sections(bytes, ts, vs).map(|_| ())
+}
+
+/// Where the parts of a store chunk lie, in bytes (see [`store_chunk_layout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreLayout {
+    /// Encoding byte and sample count.
+    pub header: usize,
+    /// The timestamp section (including its first timestamp and parameters).
+    pub timestamps: usize,
+    /// The value section (including its parameters).
+    pub values: usize,
+}
+
+/// Decodes a store chunk and reports how many of its bytes each part takes. For a chunk behind
+/// [`ENC_XOR`] the encoding byte and 2-byte count are the header and the interleaved stream is
+/// counted as values.
+///
+/// # Errors
+/// As [`decode_store_chunk`].
+pub fn store_chunk_layout(bytes: &[u8]) -> Result<StoreLayout, ChunkError> {
+    let (mut ts, mut vs) = (Vec::new(), Vec::new());
+    let (h, v) = decode_sections(bytes, &mut ts, &mut vs)?;
+    Ok(StoreLayout { header: h, timestamps: v - h, values: bytes.len() - v })
+}
+
+/// Decodes; returns the offsets where the timestamp and the value sections start.
+fn decode_sections(bytes: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<(usize, usize), ChunkError> {
     let Some((&enc, body)) = bytes.split_first() else {
         return Err(ChunkError::TooShort { what: "store chunk", len: 0, needed: 1 });
     };
     if enc == ENC_XOR {
-        return decode_xor_chunk(body, ts, vs).map(|_| ());
+        return decode_xor_chunk(body, ts, vs).map(|_| (1, 3.min(bytes.len())));
     }
     let (ts_kind, v_kind) = (enc >> 4, enc & 15);
-    if !matches!(ts_kind, TS_REGULAR | TS_DOD | TS_INT | TS_GRID)
-        || !matches!(v_kind, V_CONST | V_XOR | V_INT | V_CONST_INT)
+    if !matches!(ts_kind, TS_REGULAR | TS_DOD | TS_INT | TS_GRID | TS_GRID_PACKED | TS_DELTA_PACKED)
+        || !matches!(v_kind, V_CONST | V_XOR | V_INT | V_CONST_INT | V_SCALED)
     {
         return Err(ChunkError::UnknownEncoding(enc));
     }
@@ -331,6 +397,7 @@ pub fn decode_store_chunk(bytes: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) ->
         return Err(ChunkError::TooLarge { what: "store chunk", count: n, limit: STORE_MAX_SAMPLES as u64 });
     }
     let n = n as usize;
+    let ts_start = pos;
     ts.reserve(n);
     vs.reserve(n);
     if ts_kind == TS_REGULAR {
@@ -361,6 +428,29 @@ pub fn decode_store_chunk(bytes: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) ->
             ts[start + i as usize] = ts[start + i as usize].wrapping_add(o);
             last = i;
         }
+    } else if ts_kind == TS_GRID_PACKED {
+        let t0 = get_varint(bytes, &mut pos)?;
+        let d = get_varint(bytes, &mut pos)?;
+        if n > 0 {
+            let start = ts.len();
+            ts.push(t0);
+            intpack::unpack(bytes, &mut pos, n - 1, ts, 0)?;
+            for (i, t) in ts[start..].iter_mut().enumerate().skip(1) {
+                *t = t.wrapping_add(t0.wrapping_add(d.wrapping_mul(i as i64)));
+            }
+        }
+    } else if ts_kind == TS_DELTA_PACKED {
+        let t0 = get_varint(bytes, &mut pos)?;
+        if n > 0 {
+            let start = ts.len();
+            ts.push(t0);
+            intpack::unpack(bytes, &mut pos, n - 1, ts, 0)?;
+            let mut t = t0;
+            for x in ts[start + 1..].iter_mut() {
+                t = t.wrapping_add(*x);
+                *x = t;
+            }
+        }
     } else if ts_kind == TS_INT {
         let order = *bytes.get(pos).ok_or(ChunkError::UnexpectedEof { bit_offset: pos * 8, needed: 8 })? as usize;
         if order > 2 {
@@ -378,12 +468,13 @@ pub fn decode_store_chunk(bytes: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) ->
         read_timestamps(&mut BitReader::new(&bytes[pos..end]), n, ts)?;
         pos = end;
     }
+    let v_start = pos;
     let rest = &bytes[pos..];
     match v_kind {
         V_CONST => {
             if n == 0 {
                 return if rest.is_empty() {
-                    Ok(())
+                    Ok((ts_start, v_start))
                 } else {
                     Err(ChunkError::TrailingBytes { extra: rest.len(), end: pos })
                 };
@@ -407,9 +498,10 @@ pub fn decode_store_chunk(bytes: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) ->
                 vs.push(f64::from_bits(d.next_value()?));
             }
         }
+        V_SCALED => decode_scaled(rest, pos, n, vs)?,
         _ => decode_int(rest, pos, n, vs)?,
     }
-    Ok(())
+    Ok((ts_start, v_start))
 }
 
 /// Reads what [`pack_ints`] wrote at `b[pos..]`: `n` integers; returns them and the end offset.
@@ -497,6 +589,74 @@ fn decode_int(b: &[u8], base: usize, n: usize, vs: &mut Vec<f64>) -> Result<(), 
     let start = vs.len();
     let (fe, fr) = (EXP[f], FRAC[e]);
     vs.extend(d.iter().map(|&x| (x as f64) * fe * fr));
+    for (p, bits) in exc {
+        vs[start + p] = f64::from_bits(bits);
+    }
+    Ok(())
+}
+
+fn decode_scaled(b: &[u8], base: usize, n: usize, vs: &mut Vec<f64>) -> Result<(), ChunkError> {
+    let corrupt = |what, at| ChunkError::Corrupt { what, offset: base + at };
+    let eof = |at: usize| ChunkError::UnexpectedEof { bit_offset: (base + at) * 8, needed: 8 };
+    let h = *b.first().ok_or(eof(0))?;
+    let (order, code) = ((h % 3) as usize, h / 3);
+    let mut pos = 1;
+    let scale = match code {
+        0 => Scale::Bits,
+        c if c < SCALE_TWO_DIVS => Scale::Div(c as usize - 1, 0),
+        SCALE_TWO_DIVS => {
+            let [x, y] = *b.get(1..3).ok_or(eof(1))? else { return Err(eof(1)) };
+            let (x, y) = (x as usize, y as usize);
+            if x + y > DIV_MAX_EXP {
+                return Err(corrupt("store division exponents", 1));
+            }
+            pos = 3;
+            Scale::Div(x, y)
+        }
+        _ => return Err(corrupt("store scale", 0)),
+    };
+    let ne = get_uvarint(b, &mut pos)?;
+    if ne > n as u64 {
+        return Err(corrupt("store exception count", pos));
+    }
+    let mut exc = Vec::with_capacity(ne as usize);
+    let mut last = 0u64;
+    for _ in 0..ne {
+        let p = last.checked_add(get_uvarint(b, &mut pos)?).filter(|&p| p < n as u64);
+        let p = p.ok_or(corrupt("store exception position", pos))?;
+        let x = b.get(pos..pos + 8).ok_or(corrupt("store exception value", pos))?;
+        exc.push((p as usize, u64::from_le_bytes([x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]])));
+        pos += 8;
+        last = p;
+    }
+    let seeds = order.min(n);
+    let mut d: Vec<i64> = Vec::with_capacity(n);
+    for _ in 0..seeds {
+        d.push(get_varint(b, &mut pos)?);
+    }
+    if n > seeds {
+        intpack::unpack(b, &mut pos, n - seeds, &mut d, base)?;
+    }
+    for k in (0..seeds).rev() {
+        for i in k + 1..n {
+            d[i] = d[i].wrapping_add(d[i - 1]);
+        }
+    }
+    if pos != b.len() {
+        return Err(ChunkError::TrailingBytes { extra: b.len() - pos, end: base + pos });
+    }
+    let start = vs.len();
+    match scale {
+        Scale::Bits => vs.extend(d.iter().map(|&x| f64::from_bits(x as u64))),
+        Scale::Div(x, 0) => {
+            let p = EXP[x];
+            vs.extend(d.iter().map(|&v| (v as f64) / p));
+        }
+        Scale::Div(x, y) => {
+            let (p, q) = (EXP[x], EXP[y]);
+            vs.extend(d.iter().map(|&v| (v as f64) / p / q));
+        }
+    }
     for (p, bits) in exc {
         vs[start + p] = f64::from_bits(bits);
     }

@@ -1,0 +1,388 @@
+//! Integer sequences for the `store` chunk's newer forms: the smallest of a dense, a blocked and
+//! a sparse layout, each with bit widths or exponential-Golomb codes chosen from the data.
+//!
+//! Ideas: frame of reference and per-block bit widths (Lemire & Boytsov, *Decoding billions of
+//! integers per second through vectorization*, 2015, §2-3; VictoriaMetrics packs blocks the same
+//! way), exponential-Golomb codes (Teuhola, 1978) for skewed blocks, and a common divisor for
+//! values that move in steps (page-sized memory gauges).
+//!
+//! ```text
+//! form 0 DENSE:   ┌──────┬───────────────┬──────────────────┬───────────┬───────────────────────┐
+//!                 │ 0:u8 │ base: varint  │ gcd - 1: uvarint │ code: u8  │ n codes of u, MSB     │
+//!                 │      │ (zig-zag)     │                  │           │ first, byte-padded    │
+//!                 └──────┴───────────────┴──────────────────┴───────────┴───────────────────────┘
+//!                 x_i = base + gcd · u_i (wrapping)
+//! form 1 BLOCKS:  ┌──────┬───────────────┬──────────────────┬──────────────────────┬────────────┐
+//!                 │ 1:u8 │ base: varint  │ gcd - 1: uvarint │ ceil(n/128) codes:u8 │ bit stream │
+//!                 └──────┴───────────────┴──────────────────┴──────────────────────┴────────────┘
+//!                 as DENSE, with a code of its own for every block of 128 values
+//! form 2 SPARSE:  ┌──────┬───────────────┬──────────────┬────────────┬────────────┬─────────────┐
+//!                 │ 2:u8 │ bg: varint    │ k: uvarint   │ gap code:u8│ val code:u8│ k × (gap,   │
+//!                 │      │ (background)  │ (exceptions) │            │            │  val) codes │
+//!                 └──────┴───────────────┴──────────────┴────────────┴────────────┴─────────────┘
+//!                 every x_i is bg except k of them; gap = position - previous position - 1 (the
+//!                 first from -1), val = zigzag(x - bg) - 1
+//! code byte: 0..=64 a fixed width w (u in w bits); 0x80 | k (k ≤ 55) exponential-Golomb of
+//! order k: y = u + 2^k written as (bits(y) - k - 1) zero bits, then y in bits(y) ≤ 56 bits.
+//! ```
+
+use crate::bits::{BitReader, BitWriter};
+use crate::error::ChunkError;
+use crate::varint::{get_uvarint, get_varint, put_uvarint, put_varint, unzigzag, zigzag};
+
+const DENSE: u8 = 0;
+const BLOCKS: u8 = 1;
+const SPARSE: u8 = 2;
+const ZIGZAG: u8 = 4;
+const HAS_STEP: u8 = 8;
+/// Values per block of the BLOCKS form.
+const BLOCK: usize = 128;
+/// Longest exponential-Golomb code word (bits of `u + 2^k`).
+const EG_MAX_BITS: u32 = 56;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Code {
+    Width(u32),
+    Eg(u32),
+}
+
+impl Code {
+    fn byte(self) -> u8 {
+        match self {
+            Code::Width(w) => w as u8,
+            Code::Eg(k) => 0x80 | k as u8,
+        }
+    }
+
+    fn from_byte(b: u8, offset: usize) -> Result<Code, ChunkError> {
+        let c = if b & 0x80 == 0 { Code::Width(b as u32) } else { Code::Eg((b & 0x7f) as u32) };
+        match c {
+            Code::Width(w) if w <= 64 => Ok(c),
+            Code::Eg(k) if k < EG_MAX_BITS => Ok(c),
+            _ => Err(ChunkError::Corrupt { what: "integer code", offset }),
+        }
+    }
+
+    /// Fewest bits any value takes.
+    fn min_bits(self) -> u64 {
+        match self {
+            Code::Width(w) => w as u64,
+            Code::Eg(k) => k as u64 + 1,
+        }
+    }
+
+    #[inline(always)]
+    fn write(self, w: &mut BitWriter, u: u64) {
+        match self {
+            Code::Width(bw) => w.write_bits(u, bw),
+            Code::Eg(k) => {
+                let y = u + (1u64 << k);
+                let len = 64 - y.leading_zeros();
+                w.write_bits(0, len - k - 1);
+                w.write_bits(y, len);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn read(self, r: &mut BitReader<'_>) -> Result<u64, ChunkError> {
+        match self {
+            Code::Width(bw) => r.read_bits(bw),
+            Code::Eg(k) => {
+                let z = r.peek_lenient(EG_MAX_BITS).leading_zeros() - (64 - EG_MAX_BITS);
+                let len = z + k + 1;
+                if len > EG_MAX_BITS {
+                    return Err(ChunkError::Corrupt { what: "exponential-Golomb code", offset: r.bit_pos() / 8 });
+                }
+                r.consume(z)?;
+                Ok(r.read_bits(len)? - (1u64 << k))
+            }
+        }
+    }
+}
+
+/// Bits of `u` (0 for 0).
+#[inline(always)]
+fn bits(u: u64) -> u32 {
+    64 - u.leading_zeros()
+}
+
+/// The cheapest code for `us` and its exact cost in bits.
+fn choose_code(us: &[u64]) -> (Code, u64) {
+    let mut hist = [0u64; 65];
+    for &u in us {
+        hist[bits(u) as usize] += 1;
+    }
+    let maxlen = (0..=64).rev().find(|&l| hist[l] > 0).unwrap_or(0) as u32;
+    let mut best = (Code::Width(maxlen), us.len() as u64 * maxlen as u64);
+    if maxlen < EG_MAX_BITS {
+        // Estimate with bits(u + 2^k) ≈ max(bits(u), k + 1), then cost the best k exactly.
+        let mut est = (u64::MAX, 0u32);
+        for k in 0..=maxlen.min(EG_MAX_BITS - 1) {
+            let c: u64 = (0..=maxlen as usize)
+                .filter(|&l| hist[l] > 0)
+                .map(|l| hist[l] * (2 * (l as u64).max(k as u64 + 1) - k as u64 - 1))
+                .sum();
+            if c < est.0 {
+                est = (c, k);
+            }
+        }
+        let k = est.1;
+        if k + 1 < EG_MAX_BITS {
+            let exact: u64 = us
+                .iter()
+                .map(|&u| {
+                    let len = bits(u + (1u64 << k)) as u64;
+                    2 * len - k as u64 - 1
+                })
+                .sum();
+            if exact < best.1 && maxlen < EG_MAX_BITS - 1 {
+                best = (Code::Eg(k), exact);
+            }
+        }
+    }
+    best
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Dense or blocked codes of `us`, behind `head` (the form byte is `head[0]`, DENSE).
+fn dense_or_blocks(head: &mut Vec<u8>, us: &[u64]) -> Vec<u8> {
+    let (code, cost) = choose_code(us);
+    let dense_len = head.len() + 1 + cost.div_ceil(8) as usize;
+    let blocks: Vec<(Code, u64)> = us.chunks(BLOCK).map(choose_code).collect();
+    let blocked_bits: u64 = blocks.iter().map(|b| b.1).sum();
+    let blocked_len = head.len() + blocks.len() + blocked_bits.div_ceil(8) as usize;
+    let mut out = std::mem::take(head);
+    if blocks.len() > 1 && blocked_len < dense_len {
+        out[0] |= BLOCKS;
+        out.extend(blocks.iter().map(|b| b.0.byte()));
+        let mut w = BitWriter::with_capacity(blocked_bits as usize / 8 + 8);
+        for (chunk, b) in us.chunks(BLOCK).zip(&blocks) {
+            for &u in chunk {
+                b.0.write(&mut w, u);
+            }
+        }
+        out.extend_from_slice(w.finish());
+    } else {
+        out.push(code.byte());
+        let mut w = BitWriter::with_capacity(cost as usize / 8 + 8);
+        for &u in us {
+            code.write(&mut w, u);
+        }
+        out.extend_from_slice(w.finish());
+    }
+    out
+}
+
+/// The greatest common divisor of `xs[i] - base` (wrapping), at least 1.
+fn common_step(xs: &[i64], base: i64) -> u64 {
+    let mut g = 0u64;
+    for &x in xs {
+        g = gcd(g, x.wrapping_sub(base).unsigned_abs());
+        if g == 1 {
+            break;
+        }
+    }
+    g.max(1)
+}
+
+/// The header of a dense form: form byte (with [`HAS_STEP`] when `g > 1`), base, step.
+fn dense_head(form: u8, base: i64, g: u64) -> Vec<u8> {
+    let mut head = vec![form | if g > 1 { HAS_STEP } else { 0 }];
+    put_varint(&mut head, base);
+    if g > 1 {
+        put_uvarint(&mut head, g);
+    }
+    head
+}
+
+/// Appends `xs` in the smallest form.
+pub(crate) fn pack(xs: &[i64], out: &mut Vec<u8>) {
+    // Frame of reference: x = base + step * u, base the minimum.
+    let base = xs.iter().copied().min().unwrap_or(0);
+    let g = common_step(xs, base);
+    let us: Vec<u64> = xs.iter().map(|&x| x.wrapping_sub(base) as u64 / g).collect();
+    let mut best = dense_or_blocks(&mut dense_head(DENSE, base, g), &us);
+    // Zig-zag around the median: x = center + step * unzigzag(u); better when outliers on both
+    // sides stretch the frame.
+    if xs.len() > 2 {
+        let mut sorted = xs.to_vec();
+        sorted.sort_unstable();
+        let center = sorted[sorted.len() / 2];
+        let g = common_step(xs, center);
+        let us: Vec<u64> = xs.iter().map(|&x| zigzag(x.wrapping_sub(center) / g as i64)).collect();
+        // A step above i64::MAX cannot happen with a center taken from xs unless all x are equal.
+        if g <= i64::MAX as u64 {
+            let z = dense_or_blocks(&mut dense_head(ZIGZAG, center, g), &us);
+            if z.len() < best.len() {
+                best = z;
+            }
+        }
+    }
+    // Sparse around the most common value, when few values differ from it.
+    if let Some(bg) = most_common(xs) {
+        let exc: Vec<usize> = (0..xs.len()).filter(|&i| xs[i] != bg).collect();
+        if exc.len() * 4 < xs.len() {
+            let mut gaps = Vec::with_capacity(exc.len());
+            let mut prev: Option<usize> = None;
+            for &i in &exc {
+                gaps.push(prev.map_or(i, |p| i - p - 1) as u64);
+                prev = Some(i);
+            }
+            let vals: Vec<u64> = exc.iter().map(|&i| zigzag(xs[i].wrapping_sub(bg)) - 1).collect();
+            let (gc, gcost) = choose_code(&gaps);
+            let (vc, vcost) = choose_code(&vals);
+            let mut s = vec![SPARSE];
+            put_varint(&mut s, bg);
+            put_uvarint(&mut s, exc.len() as u64);
+            s.push(gc.byte());
+            s.push(vc.byte());
+            if s.len() + (gcost + vcost).div_ceil(8) as usize <= best.len() {
+                let mut w = BitWriter::with_capacity((gcost + vcost) as usize / 8 + 8);
+                for (&gp, &v) in gaps.iter().zip(&vals) {
+                    gc.write(&mut w, gp);
+                    vc.write(&mut w, v);
+                }
+                s.extend_from_slice(w.finish());
+                best = s;
+            }
+        }
+    }
+    out.extend_from_slice(&best);
+}
+
+/// The most common value of `xs` (the first seen among ties), if `xs` is not empty.
+pub(crate) fn most_common(xs: &[i64]) -> Option<i64> {
+    let mut s = xs.to_vec();
+    s.sort_unstable();
+    s.chunk_by(|a, b| a == b).max_by_key(|g| g.len()).map(|g| g[0])
+}
+
+/// Reads `n` integers written by [`pack`] from `b` at `*pos`, appending them to `out` and moving
+/// `*pos` past them. `base` is added to byte offsets in errors.
+pub(crate) fn unpack(b: &[u8], pos: &mut usize, n: usize, out: &mut Vec<i64>, base: usize) -> Result<(), ChunkError> {
+    let corrupt = |what, at: usize| ChunkError::Corrupt { what, offset: base + at };
+    let form = *b.get(*pos).ok_or(ChunkError::UnexpectedEof { bit_offset: (base + *pos) * 8, needed: 8 })?;
+    *pos += 1;
+    match form {
+        f if f & !(BLOCKS | ZIGZAG | HAS_STEP) == 0 => {
+            let x0 = get_varint(b, pos)?;
+            let g = if f & HAS_STEP != 0 { get_uvarint(b, pos)? } else { 1 };
+            let zz = f & ZIGZAG != 0;
+            let blocked = f & BLOCKS != 0;
+            let nb = if blocked { n.div_ceil(BLOCK) } else { 1 };
+            let codes_at = *pos;
+            let codes = b.get(*pos..*pos + nb).ok_or(corrupt("integer codes", *pos))?;
+            *pos += nb;
+            let per = if blocked { BLOCK } else { n.max(1) };
+            let mut cs = Vec::with_capacity(nb);
+            let mut need = 0u64;
+            for (i, &c) in codes.iter().enumerate() {
+                let c = Code::from_byte(c, base + codes_at + i)?;
+                need += c.min_bits() * per.min(n - (i * per).min(n)) as u64;
+                cs.push(c);
+            }
+            let stream = &b[*pos..];
+            if need > stream.len() as u64 * 8 {
+                return Err(ChunkError::UnexpectedEof { bit_offset: (base + *pos) * 8, needed: 64 });
+            }
+            let mut r = BitReader::new(stream);
+            out.reserve(n);
+            for (i, c) in cs.iter().enumerate() {
+                let count = per.min(n - (i * per).min(n));
+                match (*c, zz) {
+                    (Code::Width(w), false) => {
+                        for _ in 0..count {
+                            out.push(x0.wrapping_add(g.wrapping_mul(r.read_bits(w)?) as i64));
+                        }
+                    }
+                    (c, false) => {
+                        for _ in 0..count {
+                            out.push(x0.wrapping_add(g.wrapping_mul(c.read(&mut r)?) as i64));
+                        }
+                    }
+                    (c, true) => {
+                        for _ in 0..count {
+                            out.push(x0.wrapping_add(unzigzag(c.read(&mut r)?).wrapping_mul(g as i64)));
+                        }
+                    }
+                }
+            }
+            *pos += r.bit_pos().div_ceil(8);
+        }
+        SPARSE => {
+            let bg = get_varint(b, pos)?;
+            let k = get_uvarint(b, pos)?;
+            if k > n as u64 {
+                return Err(corrupt("sparse exception count", *pos));
+            }
+            let [gc, vc] = *b.get(*pos..*pos + 2).ok_or(corrupt("sparse codes", *pos))? else {
+                return Err(corrupt("sparse codes", *pos)); // ok: unreachable, the slice has 2 bytes
+            };
+            let (gc, vc) = (Code::from_byte(gc, base + *pos)?, Code::from_byte(vc, base + *pos + 1)?);
+            *pos += 2;
+            let stream = &b[*pos..];
+            if k * (gc.min_bits() + vc.min_bits()) > stream.len() as u64 * 8 {
+                return Err(ChunkError::UnexpectedEof { bit_offset: (base + *pos) * 8, needed: 64 });
+            }
+            let start = out.len();
+            out.resize(start + n, bg);
+            let mut r = BitReader::new(stream);
+            let mut next = 0u64;
+            for _ in 0..k {
+                let at = next.checked_add(gc.read(&mut r)?).filter(|&i| i < n as u64);
+                let at = at.ok_or(corrupt("sparse position", *pos + r.bit_pos() / 8))?;
+                let v = vc.read(&mut r)?;
+                let zz = v.checked_add(1).ok_or(corrupt("sparse value", *pos + r.bit_pos() / 8))?;
+                out[start + at as usize] = bg.wrapping_add(unzigzag(zz));
+                next = at + 1;
+            }
+            *pos += r.bit_pos().div_ceil(8);
+        }
+        _ => return Err(corrupt("integer form", *pos - 1)),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt(xs: &[i64]) -> usize {
+        let mut b = vec![0xAA];
+        pack(xs, &mut b);
+        b.push(0x55);
+        let mut pos = 1;
+        let mut out = Vec::new();
+        unpack(&b, &mut pos, xs.len(), &mut out, 0).unwrap();
+        assert_eq!(out, xs);
+        assert_eq!(pos, b.len() - 1);
+        b.len() - 2
+    }
+
+    #[test]
+    fn forms_round_trip() {
+        rt(&[]);
+        rt(&[7]);
+        rt(&[i64::MIN, i64::MAX, 0, -1]);
+        let pages: Vec<i64> = (0..500).map(|i| (4096 * ((i * 7919) % 300) + 1) << 20).collect();
+        assert!(rt(&pages) < 500 * 2);
+        let mut sparse = vec![1000i64; 2048];
+        sparse[5] = 997;
+        sparse[6] = 1003;
+        sparse[2000] = -1;
+        assert!(rt(&sparse) < 20);
+        let noisy: Vec<i64> = (0..2048)
+            .map(|i| ((i * 2_654_435_761u64 as i64) % 1000) * if i % 300 == 0 { 1 << 30 } else { 1 })
+            .collect();
+        rt(&noisy);
+        let wide: Vec<i64> = (0..300).map(|i| (i as i64).wrapping_mul(0x9e37_79b9_7f4a_7c15u64 as i64)).collect();
+        rt(&wide);
+    }
+}
