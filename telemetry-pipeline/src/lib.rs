@@ -51,7 +51,13 @@ mod pipeline;
 pub mod remote_write;
 pub mod replay;
 #[cfg(feature = "server")]
+pub mod scrape;
+#[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
+pub mod sources;
+#[cfg(feature = "server")]
+pub mod statsd;
 
 pub use anomaly::{ANOMALY_SCORE_METRIC, AnomalyRecord};
 pub use batch::{Batch, BatchBuilder, BatchSample};

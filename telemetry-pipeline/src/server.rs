@@ -57,6 +57,9 @@ pub enum ServerError {
     /// The runtime cannot be built or the server failed.
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
+    /// A source cannot be started (e.g. the StatsD address cannot be bound).
+    #[error(transparent)]
+    Source(#[from] crate::sources::SourceError),
 }
 
 #[derive(Clone)]
@@ -101,11 +104,14 @@ pub async fn serve(
     Ok(())
 }
 
-/// Runs the server on its own tokio runtime on `server.listen` until SIGINT or SIGTERM.
-/// `on_listen` is called with the bound address once requests are accepted.
+/// Runs the server on its own tokio runtime on `server.listen` until SIGINT or SIGTERM, with
+/// the sources the configuration enables ([`Sources`](crate::sources::Sources): StatsD, the
+/// scrape manager), which stop (StatsD flushing) after the server. `on_listen` is called with
+/// the bound address once requests are accepted.
 ///
 /// # Errors
-/// [`ServerError::Bind`] when the address cannot be bound; [`ServerError::Io`] otherwise.
+/// [`ServerError::Bind`] when the address cannot be bound; [`ServerError::Source`] when a
+/// source cannot start; [`ServerError::Io`] otherwise.
 pub fn serve_blocking(p: Arc<Pipeline>, on_listen: impl FnOnce(SocketAddr)) -> Result<(), ServerError> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let addr = p.config().server.listen.clone();
@@ -113,8 +119,11 @@ pub fn serve_blocking(p: Arc<Pipeline>, on_listen: impl FnOnce(SocketAddr)) -> R
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .map_err(|source| ServerError::Bind { addr: addr.clone(), source })?;
+        let sources = crate::sources::Sources::start(p.clone()).await?;
         on_listen(listener.local_addr()?);
-        serve(p, listener, shutdown_signal()).await
+        let r = serve(p, listener, shutdown_signal()).await;
+        sources.shutdown().await;
+        r
     })
 }
 
