@@ -173,9 +173,10 @@ fn overlaps(m: &BlockMeta, lo: i64, hi: i64) -> bool {
 }
 
 /// Aligned ranges `[a, b)` of `tier` that read some of `[min_time, max_time)` of source data.
-fn ranges_fed_by(tier: &Tier, src_res: i64, min_time: i64, max_time: i64) -> Vec<(i64, i64)> {
+/// With `core_only`, only the ranges whose buckets proper (not the counter lookback) it feeds.
+fn ranges_fed_by(tier: &Tier, src_res: i64, min_time: i64, max_time: i64, core_only: bool) -> Vec<(i64, i64)> {
     let br = tier.block_range_ms;
-    let lookback = if src_res == 0 { COUNTER_LOOKBACK_MS } else { 0 };
+    let lookback = if src_res == 0 && !core_only { COUNTER_LOOKBACK_MS } else { 0 };
     // a - R - lookback < max_time  and  b - R >= min_time
     let first = floor_to(min_time + tier.resolution_ms, br);
     let last = floor_to(max_time - 1 + tier.resolution_ms + lookback, br);
@@ -183,6 +184,7 @@ fn ranges_fed_by(tier: &Tier, src_res: i64, min_time: i64, max_time: i64) -> Vec
     let mut a = first;
     while a <= last {
         let (lo, hi) = source_interval(tier, src_res, a, a + br);
+        let lo = if core_only { a - tier.resolution_ms } else { lo };
         if min_time <= hi && max_time > lo {
             out.push((a, a + br));
         }
@@ -222,17 +224,36 @@ pub fn maintain(
     let mut report = TierReport::default();
     let mut live: Vec<Arc<Block>> = blocks.to_vec();
     let mut src_res = 0;
-    for tier in &cfg.tiers {
-        build_tier(blocks_dir, tier, src_res, &mut live, now_ms, &mut report)?;
+    for (i, tier) in cfg.tiers.iter().enumerate() {
+        build_tier(blocks_dir, cfg, i, src_res, &mut live, now_ms, &mut report)?;
         src_res = tier.resolution_ms;
     }
     retention(cfg, &mut live, now_ms, &mut report)?;
     Ok(report)
 }
 
+/// Whether range `[a, b)` of tier `idx` is worth having: within its tier's retention, or
+/// needed to build a missing range of the next tier that is itself worth having.
+fn wanted(cfg: &TierConfig, idx: usize, a: i64, b: i64, live: &[Arc<Block>], now_ms: i64) -> bool {
+    let Some(tier) = cfg.tiers.get(idx) else { return false };
+    if b > now_ms.saturating_sub(tier.retention_ms) {
+        return true;
+    }
+    let Some(next) = cfg.tiers.get(idx + 1) else { return false };
+    let a2 = floor_to(a, next.block_range_ms);
+    let b2 = a2 + next.block_range_ms;
+    let built = live.iter().any(|m| {
+        let m = m.meta();
+        m.resolution_ms == next.resolution_ms && m.min_time == a2 && m.max_time == b2
+    });
+    !built && wanted(cfg, idx + 1, a2, b2, live, now_ms)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn build_tier(
     blocks_dir: &Path,
-    tier: &Tier,
+    cfg: &TierConfig,
+    idx: usize,
     src_res: i64,
     live: &mut Vec<Arc<Block>>,
     now_ms: i64,
@@ -246,10 +267,14 @@ fn build_tier(
     ) else {
         return Ok(());
     };
-    let horizon = now_ms.saturating_sub(tier.retention_ms);
-    for (a, b) in ranges_fed_by(tier, src_res, smin, smax) {
-        // Complete: a source block reaches past the range's last bucket end.
-        if b - tier.resolution_ms >= smax || b <= horizon {
+    let tier = &cfg.tiers[idx]; // ok: maintain passes indexes of cfg.tiers
+    for (a, b) in ranges_fed_by(tier, src_res, smin, smax, false) {
+        // Complete: a source block reaches past the range's last bucket end, or that bucket end
+        // is more than a day old (no in-order data can still arrive for it: the caller persists
+        // the head's old data first).
+        let last_end = b - tier.resolution_ms;
+        let complete = last_end < smax || last_end < now_ms.saturating_sub(DAY);
+        if !complete || !wanted(cfg, idx, a, b, live, now_ms) {
             continue;
         }
         let (lo, hi) = source_interval(tier, src_res, a, b);
@@ -327,19 +352,19 @@ fn retention(
             continue;
         }
         // The next tier, fed by this block's tier.
-        let next = if m.resolution_ms == 0 {
-            cfg.tiers.first()
+        let next_idx = if m.resolution_ms == 0 {
+            Some(0)
         } else {
-            cfg.tiers.iter().position(|t| t.resolution_ms == m.resolution_ms).and_then(|i| cfg.tiers.get(i + 1))
+            cfg.tiers.iter().position(|t| t.resolution_ms == m.resolution_ms).map(|i| i + 1)
         };
-        if let Some(next) = next {
-            let horizon = now_ms.saturating_sub(next.retention_ms);
+        if let Some((next_idx, next)) = next_idx.and_then(|i| cfg.tiers.get(i).map(|t| (i, t))) {
             let ids: BTreeSet<String> = lineage(m).into_iter().collect();
             let targets: Vec<&BlockMeta> =
                 live.iter().map(|b| b.meta()).filter(|t| t.resolution_ms == next.resolution_ms).collect();
-            let still_needed = ranges_fed_by(next, m.resolution_ms, m.min_time, m.max_time)
-                .into_iter()
-                .any(|(a, b)| b > horizon && !covered(targets.iter().copied(), a, b, &ids));
+            let still_needed =
+                ranges_fed_by(next, m.resolution_ms, m.min_time, m.max_time, true).into_iter().any(|(a, b)| {
+                    !covered(targets.iter().copied(), a, b, &ids) && wanted(cfg, next_idx, a, b, live, now_ms)
+                });
             if still_needed {
                 continue;
             }
@@ -670,9 +695,9 @@ mod tests {
     fn ranges_fed() {
         let t = Tier { resolution_ms: M, retention_ms: DAY, block_range_ms: DAY };
         // A raw block [0, 2h) feeds day [0, 1d) only.
-        assert_eq!(ranges_fed_by(&t, 0, 0, 2 * H), vec![(0, DAY)]);
+        assert_eq!(ranges_fed_by(&t, 0, 0, 2 * H, false), vec![(0, DAY)]);
         // The last raw block of a day also feeds the next day (its last minute, and lookback).
-        assert_eq!(ranges_fed_by(&t, 0, DAY - 2 * H, DAY), vec![(0, DAY), (DAY, 2 * DAY)]);
+        assert_eq!(ranges_fed_by(&t, 0, DAY - 2 * H, DAY, false), vec![(0, DAY), (DAY, 2 * DAY)]);
     }
 
     #[test]
