@@ -111,3 +111,22 @@ pub enum HeadError {
     #[error("head unusable after an earlier WAL failure; reopen it to replay the WAL")]
     Failed,
 }
+
+/// Errors of the [`Db`](crate::db::Db): its head, its blocks, or its directory.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The head or its WAL failed.
+    #[error(transparent)]
+    Head(#[from] HeadError),
+    /// Writing, reading or deleting a block failed.
+    #[error(transparent)]
+    Block(#[from] crate::block::BlockError),
+    /// The database directory could not be created.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+}

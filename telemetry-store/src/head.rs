@@ -632,6 +632,24 @@ impl Appender<'_> {
         self.push(s, timestamp_ms, value).map(|_| ())
     }
 
+    /// Removes the pending samples older than `t` and returns them with their labels (the
+    /// store routes samples for an already persisted range to an out-of-order block).
+    pub(crate) fn take_older_than(&mut self, t: i64) -> Vec<(Labels, i64, f64)> {
+        if self.pending.iter().all(|p| p.1 >= t) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        self.pending.retain(|p| {
+            if p.1 < t {
+                out.push((p.0.labels.clone(), p.1, p.2));
+                false
+            } else {
+                true
+            }
+        });
+        out
+    }
+
     /// Samples waiting for commit.
     pub fn len(&self) -> usize {
         self.pending.len()

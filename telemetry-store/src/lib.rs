@@ -44,6 +44,8 @@
 //! ```
 
 pub mod block;
+mod compact;
+pub mod db;
 mod downsample;
 mod error;
 mod head;
@@ -54,7 +56,7 @@ mod series;
 pub mod tier;
 pub mod wal;
 
-pub use error::{AppendError, HeadError, RefuseReason};
+pub use error::{AppendError, DbError, HeadError, RefuseReason};
 pub use head::{Appender, CommitSummary, Head, HeadOptions, HeadStats};
 pub use query::HeadQuerier;
 pub use wal::{CheckpointReport, ReplayReport, SyncPolicy, Wal, WalError, WalOptions};

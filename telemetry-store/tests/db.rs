@@ -1,0 +1,244 @@
+//! The database: flushing the head into blocks, WAL checkpoints, out-of-order blocks,
+//! compaction, and reads merged over head and blocks, checked against a model.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use telemetry_core::{Labels, Matcher, Queryable, SelectHints};
+use telemetry_store::db::{Db, DbOptions};
+use telemetry_store::{HeadOptions, SyncPolicy};
+
+const H: i64 = 3_600_000;
+
+fn labels(i: usize) -> Labels {
+    Labels::from_pairs([("__name__", "db_test"), ("i", &format!("{i:02}"))]).unwrap()
+}
+
+fn opts() -> DbOptions {
+    let mut head = HeadOptions::default();
+    head.wal.sync = SyncPolicy::Never;
+    DbOptions { head, ..Default::default() }
+}
+
+type Model = BTreeMap<Labels, BTreeMap<i64, u64>>;
+
+fn read_all(db: &Db, mint: i64, maxt: i64, matchers: &[Matcher]) -> Model {
+    let q = db.querier(mint, maxt).unwrap();
+    let mut out = Model::new();
+    let mut prev: Option<Labels> = None;
+    for s in q.select(&SelectHints::default(), matchers).unwrap() {
+        let mut s = s.unwrap();
+        assert!(prev.as_ref().is_none_or(|p| *p < s.labels), "series sorted and unique");
+        prev = Some(s.labels.clone());
+        let b = s.samples.collect_all().unwrap();
+        assert!(b.timestamps.windows(2).all(|w| w[0] < w[1]), "strictly increasing timestamps");
+        out.insert(s.labels, b.timestamps.iter().zip(&b.values).map(|(t, v)| (*t, v.to_bits())).collect());
+    }
+    out
+}
+
+fn value(i: usize, t: i64) -> f64 {
+    if t % 7 == 0 { f64::from_bits(0x7ff8_0000_0000_0000 | t as u64) } else { (t / 1000) as f64 * 0.5 + i as f64 }
+}
+
+/// Appends samples every `step` ms in `[from, to)` for `n` series, into `db` and `model`.
+fn fill(db: &Db, model: &mut Model, n: usize, from: i64, to: i64, step: i64) {
+    let mut app = db.appender();
+    let mut t = from;
+    while t < to {
+        for i in 0..n {
+            app.append(&labels(i), t, value(i, t)).unwrap();
+            model.entry(labels(i)).or_default().insert(t, value(i, t).to_bits());
+        }
+        if app.len() > 5000 {
+            app.commit().unwrap();
+        }
+        t += step;
+    }
+    app.commit().unwrap();
+}
+
+fn clip(model: &Model, mint: i64, maxt: i64) -> Model {
+    model
+        .iter()
+        .map(|(l, s)| (l.clone(), s.range(mint..=maxt).map(|(a, b)| (*a, *b)).collect::<BTreeMap<_, _>>()))
+        .filter(|(_, s)| !s.is_empty())
+        .collect()
+}
+
+#[test]
+fn flush_checkpoint_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = Model::new();
+    {
+        let (db, _) = Db::open(dir.path(), opts()).unwrap();
+        fill(&db, &mut model, 5, 0, 5 * H, 10_000);
+        let wal_before = db.stats().head.wal_bytes;
+        let r = db.maintain(5 * H).unwrap();
+        // Head spanned 5 h: [0, 2h) is persisted (then 3h remain = 1.5 ranges: stop).
+        assert_eq!(r.flushed.len(), 1, "{r:?}");
+        assert_eq!((r.flushed[0].min_time, r.flushed[0].max_time), (0, 2 * H));
+        assert_eq!(r.flushed[0].stats.samples, 5 * 720);
+        assert_eq!(r.checkpoints.len(), 1);
+        assert!(db.stats().head.wal_bytes < wal_before);
+        assert_eq!(db.stats().persisted_until, Some(2 * H));
+        assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), model);
+        for (a, b) in [(0, 2 * H - 1), (H, 3 * H), (2 * H, 2 * H), (2 * H - 1, 2 * H), (4 * H, 10 * H)] {
+            assert_eq!(read_all(&db, a, b, &[]), clip(&model, a, b), "range {a}..={b}");
+        }
+        let sel = read_all(&db, 0, 5 * H, &[Matcher::equal("i", "03")]);
+        assert_eq!(sel.len(), 1);
+        let q = db.querier(0, 5 * H).unwrap();
+        assert_eq!(q.label_values("i", &[]).unwrap().len(), 5);
+        assert!(q.label_names(&[]).unwrap().contains(&"i".to_string()));
+    }
+    let (db, _) = Db::open(dir.path(), opts()).unwrap();
+    assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), model);
+    assert_eq!(db.blocks().len(), 1);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn crash_between_block_rename_and_checkpoint_serves_each_sample_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = tempfile::tempdir().unwrap();
+    let mut model = Model::new();
+    {
+        let (db, _) = Db::open(dir.path(), opts()).unwrap();
+        fill(&db, &mut model, 3, 0, 5 * H, 15_000);
+        copy_dir(&dir.path().join("wal"), &saved.path().join("wal"));
+        assert_eq!(db.maintain(0).unwrap().flushed.len(), 1);
+    }
+    // The WAL as it was before the checkpoint, beside the new block.
+    std::fs::remove_dir_all(dir.path().join("wal")).unwrap();
+    copy_dir(&saved.path().join("wal"), &dir.path().join("wal"));
+    let (db, _) = Db::open(dir.path(), opts()).unwrap();
+    assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), model);
+    // And the next flush does not write the persisted range again.
+    let r = db.maintain(0).unwrap();
+    assert!(r.flushed.iter().all(|m| m.min_time >= 2 * H), "{r:?}");
+    assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), model);
+}
+
+#[test]
+fn out_of_order_samples_for_persisted_ranges_go_to_blocks_and_compact() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = Model::new();
+    let (db, _) = Db::open(dir.path(), opts()).unwrap();
+    fill(&db, &mut model, 3, 0, 5 * H, 60_000);
+    db.maintain(0).unwrap();
+    // Older than the persisted boundary (2 h), off the 60 s grid, one duplicate of a persisted
+    // sample, and one new series.
+    let mut app = db.appender();
+    for (i, t) in [(0, 30_000), (1, H + 1), (0, 60_000), (7, 90 * 60_000 + 5)] {
+        app.append(&labels(i), t, value(i, t)).unwrap();
+        model.entry(labels(i)).or_default().insert(t, value(i, t).to_bits());
+    }
+    let s = app.commit().unwrap();
+    assert_eq!(s.out_of_order_block, 4);
+    assert_eq!(db.blocks().iter().filter(|b| b.out_of_order).count(), 1);
+    assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), model);
+    // Compaction folds the out-of-order block into the overlapping one.
+    let r = db.maintain(0).unwrap();
+    assert_eq!(r.compacted.len(), 1, "{r:?}");
+    let blocks = db.blocks();
+    assert_eq!(blocks.len(), 1);
+    assert!(!blocks[0].out_of_order);
+    assert_eq!(blocks[0].compaction.level, 2);
+    assert_eq!(blocks[0].stats.samples, 3 * 120 + 3);
+    assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), model);
+    drop(db);
+    let (db, _) = Db::open(dir.path(), opts()).unwrap();
+    assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), model);
+}
+
+#[test]
+fn compaction_into_larger_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = Model::new();
+    let (db, _) = Db::open(dir.path(), opts()).unwrap();
+    for hour in 0..30 {
+        fill(&db, &mut model, 4, hour * H, (hour + 1) * H, 120_000);
+        db.maintain(0).unwrap();
+    }
+    let blocks = db.blocks();
+    // 0-24h is one level-3 block (4 x 6h, each 3 x 2h); then 24-26h as 2h blocks... up to the
+    // boundary of 28h: [24h, 26h), [26h, 28h) not yet a complete 6h window.
+    let ranges: Vec<(i64, i64, u32)> =
+        blocks.iter().map(|b| (b.min_time / H, b.max_time / H, b.compaction.level)).collect();
+    assert_eq!(ranges[0], (0, 24, 3), "{ranges:?}");
+    assert_eq!(blocks[0].compaction.sources.len(), 12);
+    assert!(ranges[1..].iter().all(|r| r.2 == 1 && r.1 - r.0 == 2), "{ranges:?}");
+    assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), model);
+    for (a, b) in [(5 * H, 7 * H), (23 * H, 25 * H + 1), (0, 0)] {
+        assert_eq!(read_all(&db, a, b, &[]), clip(&model, a, b));
+    }
+    drop(db);
+    let (db, _) = Db::open(dir.path(), opts()).unwrap();
+    assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), model);
+}
+
+#[test]
+fn reads_run_concurrently_with_appends_and_maintenance() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = Db::open(dir.path(), opts()).unwrap();
+    let db = Arc::new(db);
+    let done = Arc::new(std::sync::atomic::AtomicI64::new(-1));
+    let reader = {
+        let (db, done) = (db.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut reads = 0;
+            loop {
+                let acked = done.load(std::sync::atomic::Ordering::SeqCst);
+                if acked == i64::MAX {
+                    break reads;
+                }
+                let m = read_all(&db, i64::MIN, i64::MAX, &[Matcher::equal("i", "00")]);
+                let got = m.get(&labels(0)).map_or(0, |s| s.len() as i64);
+                // Every sample acknowledged before the read started is there, each once.
+                assert!(got > acked, "read {got} samples, {acked} acknowledged before");
+                reads += 1;
+            }
+        })
+    };
+    let mut model = Model::new();
+    for k in 0..40 {
+        fill(&db, &mut model, 2, k * 900_000, (k + 1) * 900_000, 30_000);
+        done.store((k + 1) * 30 - 1, std::sync::atomic::Ordering::SeqCst);
+        db.maintain(0).unwrap();
+    }
+    done.store(i64::MAX, std::sync::atomic::Ordering::SeqCst);
+    let reads = reader.join().unwrap();
+    assert!(reads > 0);
+    assert!(db.blocks().len() > 1);
+    assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), model);
+}
+
+#[test]
+fn background_thread_flushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = Db::open(dir.path(), opts()).unwrap();
+    let db = Arc::new(db);
+    let mut model = Model::new();
+    fill(&db, &mut model, 2, 0, 4 * H, 60_000);
+    let handle = db.start_background(std::time::Duration::from_millis(5));
+    let start = std::time::Instant::now();
+    while db.blocks().is_empty() && start.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    handle.stop();
+    assert_eq!(db.blocks().len(), 1);
+    assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), model);
+}
