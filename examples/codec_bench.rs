@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example codec_bench -- [--data DIR]... [--codec NAME]... [--dataset SUBSTR]... [--csv] [--runs N]
+//!     [--chunk-samples N]
 //! ```
 //!
 //! Datasets (formats in `../shared/data/codec/README.md` and `../shared/data/capture/README.md`):
@@ -10,7 +11,9 @@
 //!   synthetic timestamps 1 s apart (for the bits/sample column only). Each file is one block.
 //! - `*.bin` raw little-endian `f64`, one block, synthetic timestamps.
 //! - `*.om` / `*.om.gz` an OpenMetrics capture: encoded series by series, cut into chunks of
-//!   120 samples as the store cuts them; reported as one dataset named after the file.
+//!   `--chunk-samples` samples (default 120, as the head cuts them; 2048 is what the block writer
+//!   re-cuts to; 0 keeps each series whole); reported as one dataset named after the file. A chunk
+//!   over 65,535 samples (the XOR chunk's limit) is cut again for the Prometheus comparison.
 //!
 //! Columns: `bits_per_value` = size of the codec's values-only form × 8 / values;
 //! `bits_per_sample` = size with timestamps × 8 / samples; `encode_mvalues_s` and
@@ -32,7 +35,7 @@ use telemetry_compress::{STORE_MAX_SAMPLES, StoreCodec, XorChunk};
 
 const CSV_HEADER: &str =
     "codec,dataset,values,bits_per_value,bits_per_sample,encode_mvalues_s,decode_mvalues_s,lossless";
-/// Samples per chunk when the capture is cut as the store cuts it.
+/// Samples per chunk when the capture is cut as the head cuts it (`--chunk-samples`).
 const CHUNK: usize = 120;
 
 #[derive(Parser, Debug)]
@@ -53,6 +56,10 @@ struct Args {
     /// Timed runs per pair; the median is reported.
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// Samples per chunk when cutting a capture's series (120 as the head cuts them; the block
+    /// writer re-cuts to 2048). 0 keeps every series whole.
+    #[arg(long = "chunk-samples", default_value_t = CHUNK)]
+    chunk_samples: usize,
 }
 
 struct Dataset {
@@ -158,7 +165,7 @@ fn parse_om_line(line: &str) -> Option<(&str, f64, i64)> {
     Some((series, v, ms))
 }
 
-fn load_om(path: &Path, name: String) -> std::io::Result<Dataset> {
+fn load_om(path: &Path, name: String, chunk: usize) -> std::io::Result<Dataset> {
     let mut text = String::new();
     if path.extension().is_some_and(|e| e == "gz") {
         flate2::read::GzDecoder::new(std::fs::File::open(path)?).read_to_string(&mut text)?;
@@ -168,7 +175,8 @@ fn load_om(path: &Path, name: String) -> std::io::Result<Dataset> {
     let mut blocks = Vec::new();
     let mut skipped = 0;
     let mut cur_series = String::new();
-    let (mut ts, mut vs) = (Vec::with_capacity(CHUNK), Vec::with_capacity(CHUNK));
+    let chunk = if chunk == 0 { usize::MAX } else { chunk };
+    let (mut ts, mut vs) = (Vec::new(), Vec::new());
     for line in text.lines() {
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -177,7 +185,7 @@ fn load_om(path: &Path, name: String) -> std::io::Result<Dataset> {
             skipped += 1;
             continue;
         };
-        if series != cur_series || ts.len() == CHUNK {
+        if series != cur_series || ts.len() == chunk {
             if !ts.is_empty() {
                 blocks.push((std::mem::take(&mut ts), std::mem::take(&mut vs)));
             }
@@ -194,7 +202,7 @@ fn load_om(path: &Path, name: String) -> std::io::Result<Dataset> {
     Ok(Dataset { name, blocks, skipped })
 }
 
-fn load_dir(dir: &Path, filter: &[String]) -> Vec<Dataset> {
+fn load_dir(dir: &Path, filter: &[String], chunk: usize) -> Vec<Dataset> {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
         Err(e) => {
@@ -214,7 +222,7 @@ fn load_dir(dir: &Path, filter: &[String]) -> Vec<Dataset> {
         } else if fname.ends_with(".bin") {
             load_bin(&p, fname.trim_end_matches(".bin").to_string())
         } else if fname.ends_with(".om.gz") || fname.ends_with(".om") {
-            load_om(&p, fname.clone())
+            load_om(&p, fname.clone(), chunk)
         } else {
             continue;
         };
@@ -356,7 +364,7 @@ fn main() {
     }
     let mut datasets = Vec::new();
     for d in &dirs {
-        datasets.extend(load_dir(d, &args.dataset));
+        datasets.extend(load_dir(d, &args.dataset, args.chunk_samples));
     }
     if datasets.is_empty() {
         eprintln!("no dataset found in {dirs:?}");
@@ -371,7 +379,8 @@ fn main() {
     // with the framing of a chunk segment file (length uvarint, encoding byte, CRC32C).
     for d in datasets.iter().filter(|d| d.name.contains(".om")) {
         let (mut data, mut framed) = (0usize, 0usize);
-        for (t, v) in &d.blocks {
+        let pieces = d.blocks.iter().flat_map(|(t, v)| t.chunks(STORE_MAX_SAMPLES).zip(v.chunks(STORE_MAX_SAMPLES)));
+        for (t, v) in pieces {
             let mut c = XorChunk::new();
             for (&t, &v) in t.iter().zip(v) {
                 if c.append(t, v).is_err() {
@@ -384,8 +393,9 @@ fn main() {
         }
         let n = d.values() as f64;
         eprintln!(
-            "{}: Prometheus XOR chunks of {CHUNK}: {:.4} bytes/sample of chunk data, {:.4} with segment framing",
+            "{}: Prometheus XOR chunks of {}: {:.4} bytes/sample of chunk data, {:.4} with segment framing",
             d.name,
+            if args.chunk_samples == 0 { "whole series".to_string() } else { args.chunk_samples.to_string() },
             data as f64 / n,
             framed as f64 / n
         );
