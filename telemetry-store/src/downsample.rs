@@ -34,9 +34,40 @@ pub(crate) fn select_merged(
 ) -> Result<Vec<(Labels, SampleBatch)>, BlockError> {
     let mut all: Vec<(Labels, SampleBatch)> = Vec::new();
     for b in blocks {
-        all.extend(b.select(&[], mint, maxt, aggr)?);
+        merge_sorted_run(&mut all, b.select(&[], mint, maxt, aggr)?);
     }
-    Ok(merge_series(all))
+    Ok(all)
+}
+
+/// Merges `run` (sorted by labels, from a block later in time) into `acc` (sorted by labels):
+/// a series in both gets `run`'s samples merged after its own (`acc` wins on equal
+/// timestamps). Linear in the two lengths.
+pub(crate) fn merge_sorted_run(acc: &mut Vec<(Labels, SampleBatch)>, run: Vec<(Labels, SampleBatch)>) {
+    if acc.is_empty() {
+        *acc = run;
+        return;
+    }
+    let old = std::mem::take(acc);
+    let mut a = old.into_iter().peekable();
+    let mut b = run.into_iter().peekable();
+    loop {
+        let ord = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => x.0.cmp(&y.0),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => break,
+        };
+        match ord {
+            std::cmp::Ordering::Less => acc.extend(a.next()),
+            std::cmp::Ordering::Greater => acc.extend(b.next()),
+            std::cmp::Ordering::Equal => {
+                if let (Some(mut x), Some(y)) = (a.next(), b.next()) {
+                    merge_into(&mut x.1, &y.1);
+                    acc.push(x);
+                }
+            }
+        }
+    }
 }
 
 /// Merges a list of (labels, batch) with possible repeats of a series (stable sort by labels;
@@ -122,7 +153,7 @@ pub(crate) fn read_rollups(
     let [count, sum, min, max, counter] = &mut iters[..] else {
         return Ok(out); // ok: five columns were pushed above
     };
-    while let Some((labels, c)) = count.next() {
+    for (labels, c) in count {
         let take = |it: &mut std::iter::Peekable<std::vec::IntoIter<(Labels, SampleBatch)>>| {
             while it.peek().is_some_and(|(l, _)| *l < labels) {
                 it.next();
@@ -223,6 +254,19 @@ mod tests {
 
     fn batch(ts: &[i64], vs: &[f64]) -> SampleBatch {
         SampleBatch { timestamps: ts.to_vec(), values: vs.to_vec() }
+    }
+
+    #[test]
+    fn merge_runs() {
+        let l = Labels::from_pairs([("__name__", "x")]).unwrap();
+        let m = Labels::from_pairs([("__name__", "y")]).unwrap();
+        let n = Labels::from_pairs([("__name__", "z")]).unwrap();
+        let mut acc = vec![(l.clone(), batch(&[1, 2], &[1.0, 2.0])), (n.clone(), batch(&[1], &[1.0]))];
+        merge_sorted_run(&mut acc, vec![(l.clone(), batch(&[2, 3], &[20.0, 3.0])), (m.clone(), batch(&[5], &[5.0]))]);
+        assert_eq!(
+            acc,
+            vec![(l, batch(&[1, 2, 3], &[1.0, 2.0, 3.0])), (m, batch(&[5], &[5.0])), (n, batch(&[1], &[1.0])),]
+        );
     }
 
     #[test]

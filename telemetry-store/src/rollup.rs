@@ -447,7 +447,7 @@ mod tests {
             let hi = lo + len * 10 * M;
             let from_rollups: f64 = roll.timestamps.iter().zip(&roll.counter)
                 .filter(|(t, _)| **t > lo && **t <= hi).map(|(_, c)| *c).sum();
-            let start = ts.iter().zip(&vs).filter(|(t, _)| **t <= lo).map(|(_, v)| *v).last();
+            let start = ts.iter().zip(&vs).filter(|(t, _)| **t <= lo).map(|(_, v)| *v).next_back();
             let window: Vec<f64> = ts.iter().zip(&vs).filter(|(t, _)| **t > lo && **t <= hi).map(|(_, v)| *v).collect();
             prop_assert_eq!(from_rollups, increase(&window, start));
             prop_assert_eq!(counter_increase(&window, start), increase(&window, start));

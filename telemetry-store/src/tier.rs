@@ -50,7 +50,7 @@ use std::sync::Arc;
 use telemetry_core::{Labels, Matcher, SampleBatch, SelectHints};
 
 use crate::block::{Aggr, Block, BlockError, BlockMeta, delete_block};
-use crate::downsample::{COUNTER_LOOKBACK_MS, build_block, merge_series};
+use crate::downsample::{COUNTER_LOOKBACK_MS, build_block, merge_series, merge_sorted_run};
 
 const DAY: i64 = 86_400_000;
 
@@ -529,9 +529,9 @@ pub fn rollup_samples_blocks(
     let select = |aggr: Aggr| -> Result<Vec<(Labels, SampleBatch)>, BlockError> {
         let mut all = Vec::new();
         for b in blocks {
-            all.extend(b.select(matchers, mint, maxt, aggr)?);
+            merge_sorted_run(&mut all, b.select(matchers, mint, maxt, aggr)?);
         }
-        Ok(if blocks.len() > 1 { merge_series(all) } else { all })
+        Ok(all)
     };
     match aggregates_for(func) {
         [Aggr::Counter] => {

@@ -1,0 +1,166 @@
+//! Query read speed over rollup tiers.
+//!
+//! - `2y-1h`: a 2-year range at 1-hour resolution over 1,000 series (target < 100 ms): 105
+//!   one-hour blocks of 7 days (the default tier layout), 17,520 points per series;
+//! - `24h-1m`: the last 24 hours at 1-minute resolution over 1,000 series (target < 50 ms):
+//!   two one-minute blocks of a day each, 1,440 points per series in the range.
+//!
+//! Each read goes the way a query does: [`tier::route`] and [`tier::plan`] from the query's
+//! hints, then [`tier::rollup_samples_blocks`] over the blocks of the chosen tier, for all
+//! 1,000 series (one matcher on the metric name). The blocks are written once with synthetic
+//! aggregates (gauge-like sums, min and max with two decimals, integer counter increases).
+//! Variants: no function (the bucket average: sum and count are read), `max_over_time` (one
+//! aggregate) and `rate` (the counter as a running total).
+//!
+//! Run: `cargo bench -p telemetry-store --bench query -- --warm-up-time 1 --measurement-time 3`
+
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use telemetry_core::{Labels, Matcher, SelectHints};
+use telemetry_store::block::{Aggr, Block, BlockCompaction, BlockMeta, BlockWriter, open_blocks};
+use telemetry_store::tier::{self, TierConfig};
+
+const M: i64 = 60_000;
+const H: i64 = 60 * M;
+const DAY: i64 = 24 * H;
+const SERIES: usize = 1_000;
+/// "Now": a multiple of 7 days since the epoch.
+const NOW: i64 = 2_920 * 7 * DAY;
+
+fn labels(i: usize) -> Labels {
+    Labels::from_pairs([
+        ("__name__", "node_cpu_usage"),
+        ("instance", &format!("host-{:03}:9100", i / 10)),
+        ("cpu", &format!("{}", i % 10)),
+    ])
+    .unwrap()
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// One rollup block of resolution `res` over `[a, b)` with synthetic aggregates.
+fn write_rollup_block(dir: &Path, res: i64, a: i64, b: i64) {
+    let per_bucket = (res / 10_000) as f64; // 10 s scrapes
+    let mut w = BlockWriter::new(dir, res).unwrap();
+    let ts: Vec<i64> = (a..b).step_by(res as usize).collect();
+    let (mut count, mut sum, mut min, mut max, mut counter) = (vec![], vec![], vec![], vec![], vec![]);
+    for i in 0..SERIES {
+        count.clear();
+        sum.clear();
+        min.clear();
+        max.clear();
+        counter.clear();
+        for &t in &ts {
+            let h = mix((i as u64) << 40 ^ t as u64);
+            let base = 40.0 + 20.0 * ((t / res) as f64 / 24.0 + i as f64).sin();
+            let spread = (h % 1000) as f64 / 100.0;
+            let lo = (base * 100.0).round() / 100.0;
+            count.push(per_bucket);
+            sum.push(((lo + spread / 2.0) * per_bucket * 100.0).round() / 100.0);
+            min.push(lo);
+            max.push(lo + spread);
+            counter.push((h % 5_000) as f64);
+        }
+        w.add_series(
+            &labels(i),
+            &[
+                (Aggr::Count, &ts, &count),
+                (Aggr::Sum, &ts, &sum),
+                (Aggr::Min, &ts, &min),
+                (Aggr::Max, &ts, &max),
+                (Aggr::Counter, &ts, &counter),
+            ],
+        )
+        .unwrap();
+    }
+    w.finish(a, b, BlockCompaction::default()).unwrap();
+}
+
+struct Store {
+    _tmp: tempfile::TempDir,
+    blocks: Vec<Arc<Block>>,
+    metas: Vec<BlockMeta>,
+}
+
+fn build() -> Store {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("blocks");
+    let t = std::time::Instant::now();
+    // 1-hour tier: 2 years + one week of 7-day blocks ending at NOW.
+    let mut a = NOW - 735 * DAY;
+    while a < NOW {
+        write_rollup_block(&dir, H, a, a + 7 * DAY);
+        a += 7 * DAY;
+    }
+    // 1-minute tier: the last two days.
+    write_rollup_block(&dir, M, NOW - 2 * DAY, NOW - DAY);
+    write_rollup_block(&dir, M, NOW - DAY, NOW);
+    let blocks: Vec<Arc<Block>> = open_blocks(&dir).unwrap().into_iter().map(Arc::new).collect();
+    let metas: Vec<BlockMeta> = blocks.iter().map(|b| b.meta().clone()).collect();
+    let bytes: u64 = metas.iter().map(|m| m.stats.bytes).sum();
+    eprintln!("setup: {} blocks, {:.1} MB, written in {:.1?}", metas.len(), bytes as f64 / 1e6, t.elapsed());
+    Store { _tmp: tmp, blocks, metas }
+}
+
+/// A query's read: route, plan, then the chosen tier's blocks in the planned range.
+fn read(store: &Store, hints: &SelectHints, matchers: &[Matcher]) -> (usize, usize) {
+    let cfg = TierConfig::default();
+    let segs = tier::plan(hints, &cfg, &store.metas, hints.start_ms, hints.end_ms);
+    let mut series = 0;
+    let mut points = 0;
+    for s in segs.iter().filter(|s| s.resolution_ms > 0) {
+        let blocks: Vec<&Block> = store
+            .blocks
+            .iter()
+            .filter(|b| {
+                b.meta().resolution_ms == s.resolution_ms && b.meta().max_time > s.mint && b.meta().min_time <= s.maxt
+            })
+            .map(|b| b.as_ref())
+            .collect();
+        let out = tier::rollup_samples_blocks(hints.func.as_deref(), &blocks, matchers, s.mint, s.maxt).unwrap();
+        series = series.max(out.len());
+        points += out.iter().map(|(_, b)| b.len()).sum::<usize>();
+    }
+    (series, points)
+}
+
+fn bench(c: &mut Criterion) {
+    let store = build();
+    let matchers = [Matcher::equal("__name__", "node_cpu_usage")];
+    let mut g = c.benchmark_group("query");
+    g.sample_size(10);
+    let cases = [("2y-1h", NOW - 730 * DAY, H, 17_520usize), ("24h-1m", NOW - DAY, M, 1_440usize)];
+    for (name, start, step, per_series) in cases {
+        for func in [None, Some("max_over_time"), Some("rate")] {
+            let hints = SelectHints {
+                start_ms: start,
+                end_ms: NOW - 1,
+                step_ms: step,
+                range_ms: if func.is_some() { step } else { 0 },
+                func: func.map(str::to_string),
+                ..Default::default()
+            };
+            let routed = tier::route(&hints, &TierConfig::default(), &store.metas);
+            assert_eq!(routed, step, "{name} routed to {routed}");
+            let (series, points) = read(&store, &hints, &matchers);
+            assert_eq!(series, SERIES);
+            assert!(points >= SERIES * (per_series - 1), "{name}: {points} points");
+            let id = format!("{name}/{}", func.unwrap_or("avg"));
+            g.bench_function(id, |b| b.iter(|| read(&store, &hints, &matchers)));
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
