@@ -52,7 +52,7 @@ use crate::block::{
 };
 use crate::error::{AppendError, DbError};
 use crate::head::{Appender, CommitSummary, Head, HeadOptions, HeadStats};
-use crate::tier::TierConfig;
+use crate::tier::{Segment, TierConfig, TierReport};
 use crate::wal::{CheckpointReport, ReplayReport};
 
 const HOUR: i64 = 3_600_000;
@@ -122,6 +122,9 @@ pub struct MaintenanceReport {
     pub compacted: Vec<(Vec<String>, BlockMeta)>,
     /// Blocks deleted because a compacted block already holds all their sources.
     pub superseded: Vec<String>,
+    /// Rollups written and blocks deleted by [`crate::tier::maintain`] (downsampling and
+    /// retention).
+    pub tiers: TierReport,
 }
 
 /// Head + WAL + blocks; see the [module docs](self).
@@ -166,8 +169,9 @@ fn boundary_of(blocks: &[Arc<Block>]) -> i64 {
         .unwrap_or(i64::MIN)
 }
 
-/// Blocks whose sources a higher-level block entirely covers: leftovers of a compaction killed
-/// after its output was renamed into place and before its inputs were deleted.
+/// Raw blocks whose sources a higher-level raw block entirely covers: leftovers of a compaction
+/// killed after its output was renamed into place and before its inputs were deleted. (Rollup
+/// blocks superseded by a rebuild are the tier module's to delete.)
 fn superseded(blocks: &[Arc<Block>]) -> Vec<usize> {
     let mut out = Vec::new();
     for (i, b) in blocks.iter().enumerate() {
@@ -175,7 +179,8 @@ fn superseded(blocks: &[Arc<Block>]) -> Vec<usize> {
         let covered = blocks.iter().any(|a| {
             let am = a.meta();
             am.id != bm.id
-                && am.resolution_ms == bm.resolution_ms
+                && bm.resolution_ms == 0
+                && am.resolution_ms == 0
                 && am.compaction.level > bm.compaction.level
                 && bm.compaction.sources.iter().all(|s| am.compaction.sources.contains(s))
         });
@@ -424,9 +429,9 @@ impl Db {
         let mut report = MaintenanceReport::default();
         self.flush(None, &mut report)?;
         self.compact(&mut report)?;
-        // Rollups and retention belong to the tier module; its maintenance entry point is not
-        // in this build yet, so this step has nothing to run.
-        let _ = now_ms;
+        let blocks = self.open_blocks();
+        report.tiers = crate::tier::maintain(&self.blocks_dir, &self.opts.tiers, &blocks, now_ms)?;
+        drop(blocks);
         self.reload(&mut report)?;
         Ok(report)
     }
@@ -686,12 +691,48 @@ impl DbQuerier<'_> {
         })
     }
 
+    fn overlapping_blocks(&self) -> impl Iterator<Item = &Arc<Block>> {
+        let (mint, maxt) = (self.mint, self.maxt);
+        self.state.blocks.iter().filter(move |b| b.meta().min_time <= maxt && b.meta().max_time > mint)
+    }
+
     fn head_querier(&self) -> Result<Option<Box<dyn Querier + '_>>, StorageError> {
-        let mint = self.mint.max(self.state.boundary);
-        if mint > self.maxt {
+        self.head_querier_in(self.mint, self.maxt)
+    }
+
+    fn head_querier_in(&self, mint: i64, maxt: i64) -> Result<Option<Box<dyn Querier + '_>>, StorageError> {
+        let mint = mint.max(self.state.boundary);
+        if mint > maxt {
             return Ok(None);
         }
-        self.db.head.querier(mint, self.maxt).map(Some)
+        self.db.head.querier(mint, maxt).map(Some)
+    }
+
+    /// Raw samples of `seg` from the head and the raw blocks, in priority order per series
+    /// (head, then newest block first).
+    fn select_raw(
+        &self,
+        hints: &SelectHints,
+        matchers: &[Matcher],
+        seg: Segment,
+        merged: &mut BTreeMap<Labels, Vec<SampleBatch>>,
+    ) -> Result<(), StorageError> {
+        if let Some(hq) = self.head_querier_in(seg.mint, seg.maxt)? {
+            for s in hq.select(hints, matchers)? {
+                let mut s = s?;
+                let b = s.samples.collect_all()?;
+                merged.entry(s.labels).or_default().push(b);
+            }
+        }
+        let mut blocks: Vec<&Arc<Block>> =
+            self.raw_blocks().filter(|b| b.meta().min_time <= seg.maxt && b.meta().max_time > seg.mint).collect();
+        blocks.sort_by(|a, b| b.meta().id.cmp(&a.meta().id));
+        for b in blocks {
+            for (labels, batch) in b.select(matchers, seg.mint, seg.maxt, Aggr::Raw)? {
+                merged.entry(labels).or_default().push(batch);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -738,19 +779,27 @@ impl Querier for DbQuerier<'_> {
         if self.mint > self.maxt {
             return Ok(Box::new(std::iter::empty()));
         }
+        let metas: Vec<BlockMeta> = self.state.blocks.iter().map(|b| b.meta().clone()).collect();
+        let segments = crate::tier::plan(hints, &self.db.opts.tiers, &metas, self.mint, self.maxt);
         let mut merged: BTreeMap<Labels, Vec<SampleBatch>> = BTreeMap::new();
-        if let Some(hq) = self.head_querier()? {
-            for s in hq.select(hints, matchers)? {
-                let mut s = s?;
-                let b = s.samples.collect_all()?;
-                merged.entry(s.labels).or_default().push(b);
+        for seg in segments {
+            if seg.resolution_ms == 0 {
+                self.select_raw(hints, matchers, seg, &mut merged)?;
+                continue;
             }
-        }
-        // Newest block first: it wins a timestamp that older blocks also hold.
-        let mut blocks: Vec<&Arc<Block>> = self.raw_blocks().collect();
-        blocks.sort_by(|a, b| b.meta().id.cmp(&a.meta().id));
-        for b in blocks {
-            for (labels, batch) in b.select(matchers, self.mint, self.maxt, Aggr::Raw)? {
+            let blocks: Vec<&Block> = self
+                .state
+                .blocks
+                .iter()
+                .filter(|b| {
+                    let m = b.meta();
+                    m.resolution_ms == seg.resolution_ms && m.min_time <= seg.maxt && m.max_time > seg.mint
+                })
+                .map(|b| &**b)
+                .collect();
+            let rolled =
+                crate::tier::rollup_samples_blocks(hints.func.as_deref(), &blocks, matchers, seg.mint, seg.maxt)?;
+            for (labels, batch) in rolled {
                 merged.entry(labels).or_default().push(batch);
             }
         }
@@ -765,7 +814,7 @@ impl Querier for DbQuerier<'_> {
             Some(hq) => hq.label_names(matchers)?,
             None => Vec::new(),
         };
-        for b in self.raw_blocks() {
+        for b in self.overlapping_blocks() {
             names.extend(b.index().label_names(matchers).map_err(|e| StorageError::Corruption {
                 location: b.dir().display().to_string(),
                 reason: e.to_string(),
@@ -781,7 +830,7 @@ impl Querier for DbQuerier<'_> {
             Some(hq) => hq.label_values(name, matchers)?,
             None => Vec::new(),
         };
-        for b in self.raw_blocks() {
+        for b in self.overlapping_blocks() {
             values.extend(b.index().label_values(name, matchers).map_err(|e| StorageError::Corruption {
                 location: b.dir().display().to_string(),
                 reason: e.to_string(),
