@@ -1,17 +1,26 @@
 //! # telemetry-store
 //!
-//! The write path of the suite: the **head block** (recent data in memory, one XOR chunk per
-//! series being filled) and the **write-ahead log** that makes every acknowledged sample
-//! survive a crash. On-disk blocks, compaction, downsampling and retention arrive with the
-//! next part; [`Head::truncate`] is the hook they will call.
+//! Storage of the suite: the **head block** (recent data in memory, one XOR chunk per series
+//! being filled), the **write-ahead log** that makes every acknowledged sample survive a
+//! crash, immutable **blocks** on disk, their **compaction**, and **tiers** of rollups with
+//! retention, all behind telemetry-core's [`Queryable`](telemetry_core::Queryable).
 //!
+//! - [`db::Db`]: head + WAL + blocks in one directory; persists the head's oldest range into
+//!   a block and checkpoints the WAL, writes samples older than the persisted range to
+//!   out-of-order blocks, compacts, runs the tiers ([`Db::maintain`](db::Db::maintain), by
+//!   hand with a fake clock or on a background thread), and reads head, blocks and rollups
+//!   merged.
 //! - [`Head`]: series map, in-memory index, chunks, ordering rules (out-of-order window,
-//!   duplicate handling), statistics, garbage collection, and telemetry-core's
+//!   duplicate handling), statistics, garbage collection, and
 //!   [`Queryable`](telemetry_core::Queryable).
 //! - [`Appender`]: `append*` then [`commit`](Appender::commit); a returned commit is durable
 //!   under the [`SyncPolicy`] and may be acknowledged.
 //! - [`wal`]: segments, records with length, type and CRC32C, replay with repair of a torn
 //!   or corrupt tail, checkpoints.
+//! - [`block`]: the on-disk block (chunk segments in telemetry-compress's `store` format with
+//!   CRC32C, telemetry-index's persisted index, `meta.json`), written atomically, read
+//!   through memory maps; [`block::list_blocks`] is the operator's view.
+//! - [`tier`]: downsampling into rollup tiers, retention per tier, query routing.
 //!
 //! ```
 //! use telemetry_core::{Labels, Queryable, SampleBatches, SelectHints, Matcher};
