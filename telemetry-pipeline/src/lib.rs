@@ -48,8 +48,12 @@ pub mod config;
 mod metrics;
 mod pipeline;
 #[cfg(feature = "server")]
+pub mod push;
+#[cfg(feature = "server")]
 pub mod remote_write;
 pub mod replay;
+#[cfg(feature = "server")]
+pub mod rest;
 #[cfg(feature = "server")]
 pub mod scrape;
 #[cfg(feature = "server")]

@@ -12,6 +12,8 @@
 //! | GET | `/api/v1/status/tsdb` | cardinality statistics |
 //! | GET | `/api/v1/anomalies` | anomaly events |
 //! | GET | `/metrics` | self-monitoring, Prometheus text |
+//! | PUT/POST/DELETE | `/metrics/job/<job>{/<label>/<value>}` | Pushgateway semantics ([`push`](crate::push)); `200`, `202` for DELETE |
+//! | GET | `/api/v1/simple/query` | the simple REST query ([`rest`](crate::rest)): datapoints per series |
 //!
 //! Write endpoints answer `400` naming the bad line, `413` for bodies over
 //! `server.max_body_bytes` (also once gunzipped; a remote-write snappy block declaring more than
@@ -63,8 +65,9 @@ pub enum ServerError {
 }
 
 #[derive(Clone)]
-struct AppState {
-    p: Arc<Pipeline>,
+pub(crate) struct AppState {
+    pub(crate) p: Arc<Pipeline>,
+    pub(crate) push: Arc<crate::push::PushRegistry>,
 }
 
 /// The router with every endpoint, for embedding or tests.
@@ -84,10 +87,19 @@ pub fn router(p: Arc<Pipeline>) -> Router {
         .route("/api/v1/status/tsdb", get(status_tsdb))
         .route("/api/v1/anomalies", get(anomalies))
         .route("/metrics", get(self_metrics))
+        .route("/api/v1/simple/query", get(crate::rest::simple_query))
+        .route(
+            "/metrics/{*grouping_key}",
+            if p.config().push.enabled {
+                axum::routing::put(crate::push::handle).post(crate::push::handle).delete(crate::push::handle)
+            } else {
+                axum::routing::MethodRouter::new()
+            },
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(AppState { p })
+        .with_state(AppState { p, push: Arc::new(crate::push::PushRegistry::new()) })
 }
 
 /// Serves on `listener` until `shutdown` resolves, then stops accepting and finishes the
@@ -160,7 +172,7 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
     text(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {}", uri.path()))
 }
 
-fn text(status: StatusCode, msg: impl Into<String>) -> Response {
+pub(crate) fn text(status: StatusCode, msg: impl Into<String>) -> Response {
     let mut m = msg.into();
     m.push('\n');
     (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], m).into_response()
@@ -173,16 +185,16 @@ fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
     }
 }
 
-fn api_error(status: StatusCode, error_type: &str, msg: impl Into<String>) -> Response {
+pub(crate) fn api_error(status: StatusCode, error_type: &str, msg: impl Into<String>) -> Response {
     json_response(status, &serde_json::json!({"status": "error", "errorType": error_type, "error": msg.into()}))
 }
 
-fn api_ok(data: impl serde::Serialize) -> Response {
+pub(crate) fn api_ok(data: impl serde::Serialize) -> Response {
     json_response(StatusCode::OK, &serde_json::json!({"status": "success", "data": data}))
 }
 
 /// Constant-time comparison of the presented bearer token with the expected one.
-fn authorized(headers: &HeaderMap, expected: &str) -> bool {
+pub(crate) fn authorized(headers: &HeaderMap, expected: &str) -> bool {
     if expected.is_empty() {
         return true;
     }
@@ -196,14 +208,14 @@ fn authorized(headers: &HeaderMap, expected: &str) -> bool {
     diff == 0
 }
 
-fn unauthorized() -> Response {
+pub(crate) fn unauthorized() -> Response {
     let mut r = text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token (Authorization: Bearer <token>)");
     r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     r
 }
 
 /// The body, gunzipped when `Content-Encoding: gzip`.
-fn body_bytes(headers: &HeaderMap, body: Bytes, max: usize) -> Result<Vec<u8>, Response> {
+pub(crate) fn body_bytes(headers: &HeaderMap, body: Bytes, max: usize) -> Result<Vec<u8>, Response> {
     match headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()) {
         None | Some("identity") => Ok(body.to_vec()),
         Some("gzip") => {
@@ -227,7 +239,7 @@ fn now_ms() -> i64 {
 }
 
 /// Submits without waiting for queue room (429 when full), then waits for the acknowledgement.
-async fn submit(p: &Pipeline, batch: Batch, ok: StatusCode) -> Response {
+pub(crate) async fn submit(p: &Pipeline, batch: Batch, ok: StatusCode) -> Response {
     let n = batch.len();
     let (tx, rx) = tokio::sync::oneshot::channel::<Result<Ack, IngestError>>();
     let r = p.try_submit(
@@ -398,7 +410,7 @@ async fn remote_write(State(s): State<AppState>, headers: HeaderMap, body: Bytes
 // Read endpoints
 
 /// Query-string and (for POST) form-body parameters, in order, repeated keys kept.
-fn parse_params(query: Option<&str>, body: Option<&[u8]>) -> Vec<(String, String)> {
+pub(crate) fn parse_params(query: Option<&str>, body: Option<&[u8]>) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     if let Some(q) = query {
         out.extend(serde_urlencoded::from_str::<Vec<(String, String)>>(q).unwrap_or_default());
@@ -409,12 +421,12 @@ fn parse_params(query: Option<&str>, body: Option<&[u8]>) -> Vec<(String, String
     out
 }
 
-fn param<'a>(ps: &'a [(String, String)], k: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(ps: &'a [(String, String)], k: &str) -> Option<&'a str> {
     ps.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
 }
 
 /// A Prometheus API time: Unix seconds (fractional allowed) or RFC 3339 (`...Z`).
-fn parse_time(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_time(s: &str) -> Result<i64, String> {
     if let Ok(f) = s.parse::<f64>() {
         if f.is_finite() && f.abs() < 9.2e15 {
             return Ok((f * 1000.0).round() as i64);
@@ -473,7 +485,7 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
 }
 
 /// A step or duration: seconds (`15`, `0.5`) or a Prometheus duration (`15s`, `1m`, `1h30m`).
-fn parse_duration_ms(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_duration_ms(s: &str) -> Result<i64, String> {
     if let Ok(f) = s.parse::<f64>() {
         if f.is_finite() && f > 0.0 {
             return Ok((f * 1000.0).round() as i64);
@@ -517,7 +529,7 @@ fn check_timeout(ps: &[(String, String)]) -> Result<(), Response> {
     }
 }
 
-async fn read_params(
+pub(crate) async fn read_params(
     s: &AppState,
     method: &Method,
     headers: &HeaderMap,

@@ -244,15 +244,14 @@ fn scrape_static_and_file_sd_targets() {
     });
     let t = now_ms() + 1;
     let up = instant(&p, "up", t);
-    assert_eq!(
-        up,
-        vec![
-            (format!(r#"up{{env="test",instance="{dead}",job="static"}}"#), 0.0),
-            (format!(r#"up{{env="test",instance="{inst}",job="static"}}"#), 1.0),
-            (format!(r#"up{{instance="{inst}",job="honor"}}"#), 1.0),
-            (format!(r#"up{{instance="{inst}",job="sd",src="json"}}"#), 1.0),
-        ]
-    );
+    let mut want = vec![
+        (format!(r#"up{{env="test",instance="{dead}",job="static"}}"#), 0.0),
+        (format!(r#"up{{env="test",instance="{inst}",job="static"}}"#), 1.0),
+        (format!(r#"up{{instance="{inst}",job="honor"}}"#), 1.0),
+        (format!(r#"up{{instance="{inst}",job="sd",src="json"}}"#), 1.0),
+    ];
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(up, want);
     // honor_labels: the exposition's job wins; otherwise it becomes exported_job.
     let a = instant(&p, "a", t);
     assert!(
@@ -262,7 +261,9 @@ fn scrape_static_and_file_sd_targets() {
     assert!(a.contains(&(format!(r#"a{{instance="{inst}",job="pushed",x="1"}}"#), 1.0)), "{a:?}");
     // Report series.
     let n = instant(&p, r#"scrape_samples_scraped{job="static"}"#, t);
-    assert_eq!(n.iter().map(|x| x.1).collect::<Vec<_>>(), vec![0.0, 3.0]);
+    let mut n: Vec<f64> = n.iter().map(|x| x.1).collect();
+    n.sort_by(f64::total_cmp);
+    assert_eq!(n, vec![0.0, 3.0]);
     assert_eq!(instant(&p, "scrape_samples_post_metric_relabeling", t).len(), 4);
     assert_eq!(instant(&p, "scrape_duration_seconds", t).len(), 4);
     let added = raw(&p, r#"scrape_series_added{job="static",instance="HOST"}"#.replace("HOST", &inst).as_str());
@@ -306,5 +307,173 @@ fn scrape_static_and_file_sd_targets() {
     rt.block_on(sources.shutdown());
     p.barrier().unwrap();
     assert!(instant(&p, "up", now_ms() + 1).is_empty());
+    p.shutdown().unwrap();
+}
+
+/// The HTTP API on a loopback port, on `rt`.
+fn http_server(rt: &tokio::runtime::Runtime, p: Arc<Pipeline>) -> SocketAddr {
+    rt.block_on(async move {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { telemetry_pipeline::server::serve(p, l, std::future::pending()).await.unwrap() });
+        addr
+    })
+}
+
+/// One HTTP/1.1 request; the status and the body.
+fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn pushgateway_groups() {
+    let mut cfg = PipelineConfig::default();
+    cfg.anomaly.rules.clear();
+    cfg.push.refresh_interval_ms = 200;
+    let p = Arc::new(Pipeline::start(cfg).unwrap());
+    let rt = runtime();
+    let addr = http_server(&rt, p.clone());
+    let group = "/metrics/job/batch/instance/i1";
+    let body = "# TYPE jobs_done counter\njobs_done_total{job=\"other\"} 5\n# TYPE last_run gauge\nlast_run 100\n";
+    let t0 = now_ms();
+    assert_eq!(request(addr, "PUT", group, body), (200, String::new()));
+    let now = || now_ms() + 1;
+    assert_eq!(
+        instant(&p, r#"{job="batch"}"#, now()).into_iter().filter(|x| !x.0.starts_with("push")).collect::<Vec<_>>(),
+        vec![
+            (r#"jobs_done_total{instance="i1",job="batch"}"#.to_string(), 5.0),
+            (r#"last_run{instance="i1",job="batch"}"#.to_string(), 100.0),
+        ],
+        "the grouping labels overwrite the body's"
+    );
+    let pt = instant(&p, "push_time_seconds", now());
+    assert_eq!(pt.len(), 1);
+    assert!((pt[0].1 * 1000.0 - t0 as f64).abs() < 5_000.0, "{pt:?}");
+    assert_eq!(instant(&p, "push_failure_time_seconds", now())[0].1, 0.0);
+
+    // POST replaces same-named families only.
+    assert_eq!(request(addr, "POST", group, "last_run 200\n").0, 200);
+    assert_eq!(instant(&p, "jobs_done_total", now())[0].1, 5.0);
+    assert_eq!(instant(&p, "last_run", now())[0].1, 200.0);
+    // PUT replaces the whole group: jobs_done_total ends with a stale marker.
+    assert_eq!(request(addr, "PUT", group, "last_run 300\n").0, 200);
+    assert!(instant(&p, "jobs_done_total", now()).is_empty());
+    assert!(is_stale_nan(raw(&p, "jobs_done_total")[0].1.last().unwrap().1));
+    assert_eq!(instant(&p, "last_run", now())[0].1, 300.0);
+
+    // Refused pushes: timestamps, a series twice, a type clash with another group.
+    let (st, msg) = request(addr, "PUT", group, "last_run 1 1700000000000\n");
+    assert_eq!(st, 400);
+    assert!(msg.contains("timestamp"), "{msg}");
+    let (st, msg) = request(addr, "PUT", group, "a 1\na 2\n");
+    assert_eq!(st, 400);
+    assert!(msg.contains("twice"), "{msg}");
+    let (st, msg) = request(addr, "PUT", "/metrics/job/other", "# TYPE last_run counter\nlast_run 1\n");
+    assert_eq!(st, 400);
+    assert!(msg.contains("last_run"), "{msg}");
+    let (st, msg) = request(addr, "PUT", "/metrics/job/a/b", "x 1\n");
+    assert_eq!(st, 400);
+    assert!(msg.contains("pairs"), "{msg}");
+    assert_eq!(instant(&p, "last_run", now())[0].1, 300.0, "nothing of a refused push is stored");
+
+    // base64 grouping values.
+    assert_eq!(request(addr, "PUT", "/metrics/job/cleaner/path@base64/L3Zhci90bXA", "files 3\n").0, 200);
+    assert_eq!(instant(&p, "files", now()), vec![(r#"files{job="cleaner",path="/var/tmp"}"#.to_string(), 3.0)]);
+
+    // The groups are written again every refresh interval.
+    let before = raw(&p, r#"last_run{job="batch"}"#)[0].1.len();
+    wait_until("a refresh", Duration::from_secs(10), || raw(&p, r#"last_run{job="batch"}"#)[0].1.len() > before);
+
+    // DELETE: 202, the group's series and its push_time_seconds end.
+    assert_eq!(request(addr, "DELETE", group, "").0, 202);
+    assert!(instant(&p, "last_run", now()).is_empty());
+    assert_eq!(instant(&p, "push_time_seconds", now()).len(), 1, "only the cleaner group is left");
+    assert_eq!(request(addr, "DELETE", "/metrics/job/never", "").0, 202);
+    p.shutdown().unwrap();
+}
+
+#[test]
+fn simple_rest_query_matches_exact_computation() {
+    let mut cfg = PipelineConfig::default();
+    cfg.anomaly.rules.clear();
+    let p = Arc::new(Pipeline::start(cfg).unwrap());
+    let t0: i64 = 1_700_000_000_000;
+    let mut b = telemetry_pipeline::BatchBuilder::new();
+    let prod = telemetry_core::Labels::from_pairs([("__name__", "api_request_duration"), ("env", "prod")]).unwrap();
+    let dev = telemetry_core::Labels::from_pairs([("__name__", "api_request_duration"), ("env", "dev")]).unwrap();
+    for i in 0..=600i64 {
+        b.push(&prod, t0 + i * 1000, i as f64);
+        b.push(&dev, t0 + i * 1000, 2.0 * i as f64);
+    }
+    p.ingest(b.finish()).unwrap();
+    let rt = runtime();
+    let addr = http_server(&rt, p.clone());
+    let q = |stat: &str, tags: &str| -> serde_json::Value {
+        let (st, body) = request(
+            addr,
+            "GET",
+            &format!(
+                "/api/v1/simple/query?metric=api.request.duration&tags={tags}&from={}&to={}&resolution=60s&stat={stat}",
+                t0 / 1000,
+                t0 / 1000 + 600
+            ),
+            "",
+        );
+        assert_eq!(st, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    // Exact: the window (t − 60 s, t] holds the values 60k − 59 ..= 60k.
+    let window = |k: i64| -> Vec<f64> { (60 * k - 59..=60 * k).filter(|&i| i >= 0).map(|i| i as f64).collect() };
+    for (stat, f) in [
+        ("avg", &(|w: &[f64]| w.iter().sum::<f64>() / w.len() as f64) as &dyn Fn(&[f64]) -> f64),
+        ("max", &|w: &[f64]| w.iter().cloned().fold(f64::MIN, f64::max)),
+        ("min", &|w: &[f64]| w.iter().cloned().fold(f64::MAX, f64::min)),
+        ("sum", &|w: &[f64]| w.iter().sum()),
+        ("count", &|w: &[f64]| w.len() as f64),
+        ("p50", &|w: &[f64]| {
+            // PromQL quantile: linear interpolation between closest ranks.
+            let r = 0.5 * (w.len() - 1) as f64;
+            let (lo, hi) = (r.floor() as usize, r.ceil() as usize);
+            w[lo] + (w[hi] - w[lo]) * (r - lo as f64)
+        }),
+    ] {
+        let v = q(stat, "env:prod");
+        let series = v["data"]["series"].as_array().unwrap();
+        assert_eq!(series.len(), 1, "{v}");
+        assert_eq!(series[0]["tags"], serde_json::json!({"env": "prod"}));
+        let pts = series[0]["datapoints"].as_array().unwrap();
+        assert_eq!(pts.len(), 11, "{stat}: {v}");
+        for (k, pt) in pts.iter().enumerate() {
+            let k = k as i64;
+            assert_eq!(pt[0].as_i64().unwrap(), t0 / 1000 + 60 * k);
+            let want = if k == 0 { f(&[0.0]) } else { f(&window(k)) };
+            assert!((pt[1].as_f64().unwrap() - want).abs() < 1e-9, "{stat} at {k}: {} vs {want}", pt[1]);
+        }
+    }
+    // Without tags: both series, sorted by tags.
+    let v = q("max", "");
+    let s = v["data"]["series"].as_array().unwrap();
+    assert_eq!(s.len(), 2);
+    assert_eq!(s[0]["tags"]["env"], "dev");
+    assert_eq!(s[0]["datapoints"][10][1].as_f64(), Some(1200.0));
+    // Bad parameters name themselves.
+    let (st, body) = request(addr, "GET", "/api/v1/simple/query?metric=m&stat=median", "");
+    assert_eq!(st, 400);
+    assert!(body.contains("stat"), "{body}");
+    let (st, body) = request(addr, "GET", "/api/v1/simple/query?tags=a:b", "");
+    assert_eq!(st, 400);
+    assert!(body.contains("metric"), "{body}");
     p.shutdown().unwrap();
 }
