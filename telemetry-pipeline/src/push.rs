@@ -180,7 +180,7 @@ fn percent_decode(s: &str) -> Result<String, String> {
 pub fn parse_grouping_key(path: &str) -> Result<Vec<(String, String)>, String> {
     let rest = path.strip_prefix("/metrics/").ok_or_else(|| format!("path {path:?} is not /metrics/job/<job>..."))?;
     let segs: Vec<&str> = rest.split('/').collect();
-    if segs.len() % 2 != 0 {
+    if !segs.len().is_multiple_of(2) {
         return Err(format!("path {path:?}: label names and values must come in pairs"));
     }
     let mut out: Vec<(String, String)> = Vec::new();

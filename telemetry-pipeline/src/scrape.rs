@@ -61,15 +61,15 @@ pub(crate) struct ExposedSample {
     pub(crate) value: f64,
 }
 
+/// Samples and family metadata of an exposition.
+pub(crate) type Exposition = (Vec<ExposedSample>, Vec<(String, Metadata)>);
+
 /// Decodes a whole exposition; the flavour from the `Content-Type` (OpenMetrics when it
 /// says `application/openmetrics-text`, else Prometheus 0.0.4).
 ///
 /// # Errors
 /// A message naming the line and column of the first bad line.
-pub(crate) fn decode_exposition(
-    body: &[u8],
-    content_type: &str,
-) -> Result<(Vec<ExposedSample>, Vec<(String, Metadata)>), String> {
+pub(crate) fn decode_exposition(body: &[u8], content_type: &str) -> Result<Exposition, String> {
     let flavor =
         if content_type.starts_with("application/openmetrics-text") { Flavor::OpenMetrics } else { Flavor::Prometheus };
     let mut out = Vec::new();

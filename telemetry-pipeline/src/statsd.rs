@@ -1,7 +1,7 @@
 //! The UDP StatsD/DogStatsD source (cargo feature `server`).
 //!
 //! Datagrams are decoded line by line with telemetry-core's
-//! [`StatsdDecoder`](telemetry_core::format::statsd::StatsdDecoder) (names and tags map to
+//! [`StatsdDecoder`] (names and tags map to
 //! labels by [`normalize`](telemetry_core::format::normalize): `api.request.duration` with
 //! `#env:prod` is `api_request_duration{env="prod"}`), aggregated in memory, and written every
 //! `statsd.flush_interval_ms` with the flush time as timestamp. The series each type becomes:
@@ -236,10 +236,8 @@ impl StatsdAggregator {
                     (State::Counter { total }, StatsdValue::Number(x)) => *total += x / rate,
                     (State::Gauge { value }, StatsdValue::Number(x)) => *value = x,
                     (State::Gauge { value }, StatsdValue::GaugeDelta(d)) => *value += d,
-                    (State::Set { members }, StatsdValue::SetMember(m)) => {
-                        if !members.contains(m) {
-                            members.insert(m.to_string());
-                        }
+                    (State::Set { members }, StatsdValue::SetMember(m)) if !members.contains(m) => {
+                        members.insert(m.to_string());
                     }
                     (State::Timer(t), StatsdValue::Number(x)) => {
                         t.count += 1.0 / rate;
