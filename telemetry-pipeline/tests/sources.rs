@@ -477,3 +477,73 @@ fn simple_rest_query_matches_exact_computation() {
     assert!(body.contains("metric"), "{body}");
     p.shutdown().unwrap();
 }
+
+/// Kills the child process on drop.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+#[ignore = "needs prometheus-node-exporter (Debian package)"]
+fn scrape_manager_scrapes_a_real_node_exporter() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let target = format!("127.0.0.1:{port}");
+    let _ne = Child(
+        std::process::Command::new("prometheus-node-exporter")
+            .args([format!("--web.listen-address={target}"), "--no-collector.systemd".into()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prometheus-node-exporter"),
+    );
+    let direct = || -> Option<String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&target).ok()?;
+        s.write_all(format!("GET /metrics HTTP/1.0\r\nHost: {target}\r\n\r\n").as_bytes()).ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+    };
+    wait_until("node exporter", Duration::from_secs(10), || direct().is_some());
+    let body = direct().unwrap();
+    let samples = body.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).count() as f64;
+    let cpu = body.lines().filter(|l| l.starts_with("node_cpu_seconds_total{")).count();
+
+    let mut cfg = PipelineConfig::default();
+    cfg.anomaly.rules.clear();
+    cfg.statsd.enabled = false;
+    cfg.scrape.jobs = vec![ScrapeJob {
+        job_name: "node".into(),
+        scrape_interval_ms: 1000,
+        scrape_timeout_ms: 1000,
+        static_configs: vec![StaticTargets { targets: vec![target.clone()], ..StaticTargets::default() }],
+        ..ScrapeJob::default()
+    }];
+    let p = Arc::new(Pipeline::start(cfg).unwrap());
+    let rt = runtime();
+    let sources = rt.block_on(Sources::start(p.clone())).unwrap();
+    wait_until("four scrapes", Duration::from_secs(20), || {
+        raw(&p, r#"up{job="node"}"#).first().is_some_and(|s| s.1.len() >= 4)
+    });
+    let t = now_ms() + 1;
+    assert_eq!(instant(&p, "up", t), vec![(format!(r#"up{{instance="{target}",job="node"}}"#), 1.0)]);
+    let scraped = instant(&p, "scrape_samples_scraped", t)[0].1;
+    assert!((scraped - samples).abs() <= 0.05 * samples, "scraped {scraped}, direct {samples}");
+    assert_eq!(instant(&p, "count(node_cpu_seconds_total)", t)[0].1, cpu as f64);
+    let rates = instant(&p, r#"rate(node_cpu_seconds_total{mode="idle"}[5s])"#, t);
+    assert!(!rates.is_empty() && rates.iter().all(|r| r.1 >= 0.0 && r.1 <= 1.5), "{rates:?}");
+    let dur = instant(&p, "scrape_duration_seconds", t)[0].1;
+    assert!(dur > 0.0 && dur < 1.0, "{dur}");
+    eprintln!(
+        "node exporter: {scraped} samples per scrape ({samples} fetched directly), {cpu} CPU series, scrape {dur:.3} s"
+    );
+    rt.block_on(sources.shutdown());
+    p.barrier().unwrap();
+    assert!(instant(&p, "node_load1", now_ms() + 1).is_empty(), "stale after shutdown");
+    p.shutdown().unwrap();
+}
