@@ -20,7 +20,13 @@
 //!   replayed in event-time order.
 //! - [`anomaly`] holds the detection rules, events and `anomaly_score` series.
 //! - `server` (cargo feature `server`): the HTTP API (ingestion endpoints, Prometheus query
-//!   API, `/api/v1/anomalies`, `/metrics`).
+//!   API, `/api/v1/anomalies`, `/metrics`), with `push` (Pushgateway semantics on
+//!   `/metrics/job/...`) and `rest` (the simple REST query, `/api/v1/simple/query`).
+//! - `sources` (feature `server`): what runs beside the server, started from the configuration
+//!   by `server::serve_blocking`: `statsd` (UDP StatsD/DogStatsD with a local flush interval)
+//!   and `scrape` (the scrape manager: static and `file_sd` targets, report series,
+//!   staleness). Each hands batches to the pipeline through [`Pipeline::submit`] /
+//!   [`Pipeline::try_submit`] like any other source.
 //!
 //! ```
 //! use telemetry_core::Labels;
