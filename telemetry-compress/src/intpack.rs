@@ -180,11 +180,13 @@ fn dense_or_blocks(head: &mut Vec<u8>, us: &[u64]) -> Vec<u8> {
     out
 }
 
-/// The greatest common divisor of `xs[i] - base` (wrapping), at least 1.
-fn common_step(xs: &[i64], base: i64) -> u64 {
+/// The greatest common divisor of the differences `xs[i] - base` (at least 1): taken as unsigned
+/// (`signed == false`, every x at least `base`) or as signed, wrapping, numbers.
+fn common_step(xs: &[i64], base: i64, signed: bool) -> u64 {
     let mut g = 0u64;
     for &x in xs {
-        g = gcd(g, x.wrapping_sub(base).unsigned_abs());
+        let d = x.wrapping_sub(base);
+        g = gcd(g, if signed { d.unsigned_abs() } else { d as u64 });
         if g == 1 {
             break;
         }
@@ -206,27 +208,29 @@ fn dense_head(form: u8, base: i64, g: u64) -> Vec<u8> {
 pub(crate) fn pack(xs: &[i64], out: &mut Vec<u8>) {
     // Frame of reference: x = base + step * u, base the minimum.
     let base = xs.iter().copied().min().unwrap_or(0);
-    let g = common_step(xs, base);
+    let g = common_step(xs, base, false);
     let us: Vec<u64> = xs.iter().map(|&x| x.wrapping_sub(base) as u64 / g).collect();
     let mut best = dense_or_blocks(&mut dense_head(DENSE, base, g), &us);
+    if xs.len() < 3 {
+        out.extend_from_slice(&best);
+        return;
+    }
+    let mut sorted = xs.to_vec();
+    sorted.sort_unstable();
     // Zig-zag around the median: x = center + step * unzigzag(u); better when outliers on both
     // sides stretch the frame.
-    if xs.len() > 2 {
-        let mut sorted = xs.to_vec();
-        sorted.sort_unstable();
-        let center = sorted[sorted.len() / 2];
-        let g = common_step(xs, center);
+    let center = sorted[sorted.len() / 2];
+    let g = common_step(xs, center, true);
+    // A step above i64::MAX only arises when every x equals the center (then it is 1).
+    if g <= i64::MAX as u64 {
         let us: Vec<u64> = xs.iter().map(|&x| zigzag(x.wrapping_sub(center) / g as i64)).collect();
-        // A step above i64::MAX cannot happen with a center taken from xs unless all x are equal.
-        if g <= i64::MAX as u64 {
-            let z = dense_or_blocks(&mut dense_head(ZIGZAG, center, g), &us);
-            if z.len() < best.len() {
-                best = z;
-            }
+        let z = dense_or_blocks(&mut dense_head(ZIGZAG, center, g), &us);
+        if z.len() < best.len() {
+            best = z;
         }
     }
     // Sparse around the most common value, when few values differ from it.
-    if let Some(bg) = most_common(xs) {
+    if let Some(bg) = most_common_sorted(&sorted) {
         let exc: Vec<usize> = (0..xs.len()).filter(|&i| xs[i] != bg).collect();
         if exc.len() * 4 < xs.len() {
             let mut gaps = Vec::with_capacity(exc.len());
@@ -257,11 +261,22 @@ pub(crate) fn pack(xs: &[i64], out: &mut Vec<u8>) {
     out.extend_from_slice(&best);
 }
 
-/// The most common value of `xs` (the first seen among ties), if `xs` is not empty.
+/// The most common value of `xs` (the smallest among ties), if `xs` is not empty.
 pub(crate) fn most_common(xs: &[i64]) -> Option<i64> {
     let mut s = xs.to_vec();
     s.sort_unstable();
-    s.chunk_by(|a, b| a == b).max_by_key(|g| g.len()).map(|g| g[0])
+    most_common_sorted(&s)
+}
+
+/// [`most_common`] of sorted values.
+fn most_common_sorted(sorted: &[i64]) -> Option<i64> {
+    let mut best: Option<(usize, i64)> = None;
+    for g in sorted.chunk_by(|a, b| a == b) {
+        if best.is_none_or(|b| g.len() > b.0) {
+            best = Some((g.len(), g[0]));
+        }
+    }
+    best.map(|b| b.1)
 }
 
 /// Reads `n` integers written by [`pack`] from `b` at `*pos`, appending them to `out` and moving
@@ -371,6 +386,8 @@ mod tests {
         rt(&[]);
         rt(&[7]);
         rt(&[i64::MIN, i64::MAX, 0, -1]);
+        rt(&[-2, i64::MIN, -3]);
+        rt(&[i64::MIN, i64::MAX, i64::MIN + 2]);
         let pages: Vec<i64> = (0..500).map(|i| (4096 * ((i * 7919) % 300) + 1) << 20).collect();
         assert!(rt(&pages) < 500 * 2);
         let mut sparse = vec![1000i64; 2048];

@@ -84,6 +84,7 @@ const V_INT: u8 = 3;
 const V_CONST_INT: u8 = 4;
 const TS_GRID_PACKED: u8 = 5;
 const TS_DELTA_PACKED: u8 = 6;
+const TS_REGULAR_SECONDS: u8 = 7;
 const V_SCALED: u8 = 5;
 /// V_SCALED scale code for two divisions (codes 1..=19 are one division by 10^(code - 1)).
 const SCALE_TWO_DIVS: u8 = 20;
@@ -117,7 +118,12 @@ pub fn encode_store_chunk_into(ts: &[i64], vs: &[f64], out: &mut Vec<u8>) -> Res
             put_varint(&mut tbuf, ts[0]);
         }
         if n > 1 {
-            put_varint(&mut tbuf, ts[1].wrapping_sub(ts[0]));
+            let d = ts[1].wrapping_sub(ts[0]);
+            if d % 1000 == 0 {
+                put_varint(&mut tbuf, d / 1000);
+                return finish(out, TS_REGULAR_SECONDS, n, &tbuf, vs);
+            }
+            put_varint(&mut tbuf, d);
         }
         TS_REGULAR
     } else {
@@ -146,11 +152,15 @@ pub fn encode_store_chunk_into(ts: &[i64], vs: &[f64], out: &mut Vec<u8>) -> Res
         }
         kind
     };
-    // Values: try every encoding, keep the smallest.
+    finish(out, ts_kind, n, &tbuf, vs)
+}
+
+/// Chooses the values' encoding and writes the chunk behind the timestamps `tbuf` of `ts_kind`.
+fn finish(out: &mut Vec<u8>, ts_kind: u8, n: usize, tbuf: &[u8], vs: &[f64]) -> Result<(), ChunkError> {
     let (v_kind, vbuf) = best_values(vs);
     out.push((ts_kind << 4) | v_kind);
     put_uvarint(out, n as u64);
-    out.extend_from_slice(&tbuf);
+    out.extend_from_slice(tbuf);
     out.extend_from_slice(&vbuf);
     Ok(())
 }
@@ -191,10 +201,14 @@ fn best_values(vs: &[f64]) -> (u8, Vec<u8>) {
         return (V_CONST, Vec::new());
     }
     let mut best = (V_XOR, xor_values(vs));
-    if let Some((a, b)) = choose_division(vs) {
-        scaled_values(vs, Scale::Div(a, b), &mut best);
+    let exact = match choose_division(vs) {
+        Some((a, b)) => scaled_values(vs, Scale::Div(a, b), &mut best),
+        None => false,
+    };
+    // Bits as integers only pay for values that are not all short decimals.
+    if !exact {
+        scaled_values(vs, Scale::Bits, &mut best);
     }
-    scaled_values(vs, Scale::Bits, &mut best);
     best
 }
 
@@ -254,7 +268,8 @@ fn choose_division(vs: &[f64]) -> Option<(usize, usize)> {
 }
 
 /// Encodes `vs` as V_SCALED under `scale` at each difference order; keeps it in `best` if smaller.
-fn scaled_values(vs: &[f64], scale: Scale, best: &mut (u8, Vec<u8>)) {
+/// Returns whether every value scaled exactly.
+fn scaled_values(vs: &[f64], scale: Scale, best: &mut (u8, Vec<u8>)) -> bool {
     let mut digits = Vec::with_capacity(vs.len());
     let mut exc = Vec::new();
     let mut prev = 0i64;
@@ -275,7 +290,7 @@ fn scaled_values(vs: &[f64], scale: Scale, best: &mut (u8, Vec<u8>)) {
         }
     }
     if exc.len() * 4 > vs.len() {
-        return;
+        return false;
     }
     // Header byte: order + 3 · scale code (0 bits, 1 + a for d / 10^a, 20 for d / 10^a / 10^b
     // with a and b in the next two bytes).
@@ -318,6 +333,7 @@ fn scaled_values(vs: &[f64], scale: Scale, best: &mut (u8, Vec<u8>)) {
             *best = (V_SCALED, b);
         }
     }
+    exc.is_empty()
 }
 
 fn xor_values(vs: &[f64]) -> Vec<u8> {
@@ -386,8 +402,10 @@ fn decode_sections(bytes: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result
         return decode_xor_chunk(body, ts, vs).map(|_| (1, 3.min(bytes.len())));
     }
     let (ts_kind, v_kind) = (enc >> 4, enc & 15);
-    if !matches!(ts_kind, TS_REGULAR | TS_DOD | TS_INT | TS_GRID | TS_GRID_PACKED | TS_DELTA_PACKED)
-        || !matches!(v_kind, V_CONST | V_XOR | V_INT | V_CONST_INT | V_SCALED)
+    if !matches!(
+        ts_kind,
+        TS_REGULAR | TS_DOD | TS_INT | TS_GRID | TS_GRID_PACKED | TS_DELTA_PACKED | TS_REGULAR_SECONDS
+    ) || !matches!(v_kind, V_CONST | V_XOR | V_INT | V_CONST_INT | V_SCALED)
     {
         return Err(ChunkError::UnknownEncoding(enc));
     }
@@ -400,10 +418,13 @@ fn decode_sections(bytes: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result
     let ts_start = pos;
     ts.reserve(n);
     vs.reserve(n);
-    if ts_kind == TS_REGULAR {
+    if ts_kind == TS_REGULAR || ts_kind == TS_REGULAR_SECONDS {
         if n > 0 {
             let t0 = get_varint(bytes, &mut pos)?;
-            let d = if n > 1 { get_varint(bytes, &mut pos)? } else { 0 };
+            let mut d = if n > 1 { get_varint(bytes, &mut pos)? } else { 0 };
+            if ts_kind == TS_REGULAR_SECONDS {
+                d = d.wrapping_mul(1000);
+            }
             let mut t = t0;
             for _ in 0..n {
                 ts.push(t);
