@@ -18,7 +18,8 @@
 //! - Every series of the group is written with the grouping labels (which overwrite labels of
 //!   the same name in the body; an empty value removes the label), at the push time, together
 //!   with `push_time_seconds` and `push_failure_time_seconds` (Unix seconds of the last
-//!   successful and failed push; 0 = never) labelled with the grouping key. A series that a
+//!   successful and failed push; 0 = never) labelled with the grouping key (pushed metrics of
+//!   those names are ignored, as the Pushgateway overrides them). A series that a
 //!   `PUT`/`POST` removes from the group, and every series of a deleted group, gets a stale
 //!   marker. The response is sent once the samples are durable (`429`/`503` as the other
 //!   write endpoints when the pipeline cannot take them).
@@ -323,6 +324,10 @@ pub(crate) async fn handle(
         };
         if !seen.insert(labels.clone()) {
             return bad(format!("sample {} ({labels}) is pushed twice", i + 1));
+        }
+        if name == "push_time_seconds" || name == "push_failure_time_seconds" {
+            // The Pushgateway's own per-group metrics override pushed ones of that name.
+            continue;
         }
         let fam = family_of(&name, &declared).to_string();
         let f = pushed.entry(fam.clone()).or_default();

@@ -389,7 +389,12 @@ fn pushgateway_groups() {
     assert_eq!(instant(&p, "last_run", now())[0].1, 300.0, "nothing of a refused push is stored");
 
     // base64 grouping values.
-    assert_eq!(request(addr, "PUT", "/metrics/job/cleaner/path@base64/L3Zhci90bXA", "files 3\n").0, 200);
+    assert_eq!(
+        request(addr, "PUT", "/metrics/job/cleaner/path@base64/L3Zhci90bXA", "files 3\npush_time_seconds 1\n").0,
+        200
+    );
+    let pt = instant(&p, r#"push_time_seconds{job="cleaner"}"#, now());
+    assert!(pt[0].1 > 1e9, "a pushed push_time_seconds is overridden: {pt:?}");
     assert_eq!(instant(&p, "files", now()), vec![(r#"files{job="cleaner",path="/var/tmp"}"#.to_string(), 3.0)]);
 
     // The groups are written again every refresh interval.
