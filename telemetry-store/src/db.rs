@@ -107,6 +107,9 @@ pub struct DbStats {
     pub block_samples: u64,
     /// Samples older than the persisted boundary written to out-of-order blocks since open.
     pub out_of_order_block_samples: u64,
+    /// Samples older than the persisted boundary refused since open because a different
+    /// value is stored at their timestamp.
+    pub out_of_order_block_refused: u64,
     /// End of the newest block written from the head (ms, exclusive), if any.
     pub persisted_until: Option<i64>,
 }
@@ -140,6 +143,7 @@ pub struct Db {
     route: RwLock<()>,
     maintain: Mutex<()>,
     ooo_samples: std::sync::atomic::AtomicU64,
+    ooo_refused: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Db {
@@ -224,6 +228,7 @@ impl Db {
             route: RwLock::new(()),
             maintain: Mutex::new(()),
             ooo_samples: Default::default(),
+            ooo_refused: Default::default(),
         };
         Ok((db, report))
     }
@@ -273,6 +278,7 @@ impl Db {
             block_bytes: st.blocks.iter().map(|b| b.meta().stats.bytes).sum(),
             block_samples: st.blocks.iter().map(|b| b.meta().stats.samples).sum(),
             out_of_order_block_samples: self.ooo_samples.load(Ordering::Relaxed),
+            out_of_order_block_refused: self.ooo_refused.load(Ordering::Relaxed),
             persisted_until: (st.boundary != i64::MIN).then_some(st.boundary),
         }
     }
@@ -488,35 +494,67 @@ impl Db {
         BackgroundHandle { stop, thread: Some(thread) }
     }
 
+    /// The stored samples of exactly the series `labels` in `[mint, maxt]`, as value bits by
+    /// timestamp (head and blocks, merged as a query sees them).
+    fn stored(&self, labels: &Labels, mint: i64, maxt: i64) -> Result<BTreeMap<i64, u64>, DbError> {
+        let matchers: Vec<Matcher> = labels.iter().map(|l| Matcher::equal(&*l.name, &*l.value)).collect();
+        let q = self.querier(mint, maxt).map_err(storage_to_block)?;
+        let mut out = BTreeMap::new();
+        for s in q.select(&SelectHints::default(), &matchers).map_err(storage_to_block)? {
+            let mut s = s.map_err(storage_to_block)?;
+            if s.labels != *labels {
+                continue;
+            }
+            let b = s.samples.collect_all().map_err(storage_to_block)?;
+            out.extend(b.timestamps.iter().zip(&b.values).map(|(t, v)| (*t, v.to_bits())));
+        }
+        Ok(out)
+    }
+
     /// Writes out-of-order samples (older than the cutoff) as one block, durable on return.
-    fn write_ooo(&self, mut samples: Vec<(Labels, i64, f64)>) -> Result<u64, DbError> {
+    /// The ordering rules of the head apply: a sample whose timestamp is already stored with
+    /// the same value bits is an idempotent duplicate (not written again); with other bits it
+    /// is refused (the first value given within one commit wins, as in the head).
+    fn write_ooo(&self, mut samples: Vec<(Labels, i64, f64)>) -> Result<OooSummary, DbError> {
         samples.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut summary = OooSummary::default();
         let mut w = self.writer()?;
         w.set_out_of_order(true);
         let (mut mint, mut maxt) = (i64::MAX, i64::MIN);
-        let mut n = 0u64;
         let mut i = 0;
         while i < samples.len() {
             let mut j = i;
-            let (mut ts, mut vs) = (Vec::new(), Vec::new());
             while j < samples.len() && samples[j].0 == samples[i].0 {
-                let (_, t, v) = samples[j];
-                if ts.last() == Some(&t) {
-                    // The last value given for a timestamp within one commit wins.
-                    if let Some(x) = vs.last_mut() {
-                        *x = v;
-                    }
-                } else {
-                    ts.push(t);
-                    vs.push(v);
-                }
                 j += 1;
+            }
+            let group = &samples[i..j];
+            let stored = self.stored(&group[0].0, group[0].1, group[group.len() - 1].1)?;
+            let (mut ts, mut vs): (Vec<i64>, Vec<f64>) = (Vec::new(), Vec::new());
+            for &(_, t, v) in group {
+                // The stable sort keeps the order of appends within a timestamp.
+                let existing =
+                    stored.get(&t).copied().or_else(|| (ts.last() == Some(&t)).then(|| vs[vs.len() - 1].to_bits()));
+                match existing {
+                    Some(bits) if bits == v.to_bits() => summary.duplicates_ignored += 1,
+                    Some(_) => summary.refused += 1,
+                    None => {
+                        ts.push(t);
+                        vs.push(v);
+                    }
+                }
+            }
+            i = j;
+            if ts.is_empty() {
+                continue;
             }
             mint = mint.min(ts[0]);
             maxt = maxt.max(ts[ts.len() - 1]);
-            n += ts.len() as u64;
-            w.add_series(&samples[i].0, &[(Aggr::Raw, &ts, &vs)])?;
-            i = j;
+            summary.stored += ts.len() as u64;
+            w.add_series(&group[0].0, &[(Aggr::Raw, &ts, &vs)])?;
+        }
+        self.ooo_refused.fetch_add(summary.refused, Ordering::Relaxed);
+        if summary.stored == 0 {
+            return Ok(summary);
         }
         let meta = w.finish(mint, maxt.saturating_add(1), BlockCompaction::default())?;
         let block = Arc::new(Block::open(&self.blocks_dir.join(&meta.id))?);
@@ -527,9 +565,16 @@ impl Db {
             sort_blocks(&mut blocks);
             *g = Arc::new(State { blocks, boundary: g.boundary });
         }
-        self.ooo_samples.fetch_add(n, Ordering::Relaxed);
-        Ok(n)
+        self.ooo_samples.fetch_add(summary.stored, Ordering::Relaxed);
+        Ok(summary)
     }
+}
+
+#[derive(Debug, Default)]
+struct OooSummary {
+    stored: u64,
+    duplicates_ignored: u64,
+    refused: u64,
 }
 
 fn sort_blocks(blocks: &mut [Arc<Block>]) {
@@ -593,6 +638,11 @@ pub struct DbCommitSummary {
     pub head: CommitSummary,
     /// Samples written to an out-of-order block.
     pub out_of_order_block: u64,
+    /// Samples older than the persisted boundary already stored with the same value bits.
+    pub out_of_order_duplicates_ignored: u64,
+    /// Samples older than the persisted boundary refused: a different value is stored at
+    /// their timestamp (or was given earlier in the same commit).
+    pub out_of_order_refused: u64,
 }
 
 impl DbAppender<'_> {
@@ -642,6 +692,15 @@ impl DbAppender<'_> {
     /// head and its WAL ([`Appender::commit`]). Returns once both are durable; then the caller
     /// may acknowledge.
     ///
+    /// Each part is atomic, but a commit that holds both is made durable in two steps (block
+    /// first), as Prometheus writes its WAL and its out-of-order log separately: a crash in
+    /// between may keep the older part of an unacknowledged commit without the newer one. A
+    /// retry is safe: exact duplicates are ignored on both paths.
+    ///
+    /// Samples older than the boundary follow the head's duplicate rules (checked against
+    /// what head and blocks hold): the same value bits are ignored, other bits refused and
+    /// counted ([`DbCommitSummary::out_of_order_refused`]).
+    ///
     /// # Errors
     /// [`DbError::Block`] when the out-of-order block cannot be written (nothing of the head's
     /// part was committed either); [`DbError::Head`] as [`Appender::commit`].
@@ -652,7 +711,10 @@ impl DbAppender<'_> {
         ooo.extend(self.app.take_older_than(cutoff));
         let mut summary = DbCommitSummary::default();
         if !ooo.is_empty() {
-            summary.out_of_order_block = self.db.write_ooo(ooo)?;
+            let o = self.db.write_ooo(ooo)?;
+            summary.out_of_order_block = o.stored;
+            summary.out_of_order_duplicates_ignored = o.duplicates_ignored;
+            summary.out_of_order_refused = o.refused;
         }
         summary.head = self.app.commit()?;
         Ok(summary)

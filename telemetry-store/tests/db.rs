@@ -146,8 +146,14 @@ fn out_of_order_samples_for_persisted_ranges_go_to_blocks_and_compact() {
         app.append(&labels(i), t, value(i, t)).unwrap();
         model.entry(labels(i)).or_default().insert(t, value(i, t).to_bits());
     }
+    // A conflicting value for a persisted sample is refused; the same value is ignored.
+    app.append(&labels(1), 120_000, 42.0).unwrap();
+    app.append(&labels(1), 180_000, value(1, 180_000)).unwrap();
     let s = app.commit().unwrap();
-    assert_eq!(s.out_of_order_block, 4);
+    assert_eq!(s.out_of_order_block, 3);
+    assert_eq!(s.out_of_order_duplicates_ignored, 2);
+    assert_eq!(s.out_of_order_refused, 1);
+    assert_eq!(db.stats().out_of_order_block_refused, 1);
     assert_eq!(db.blocks().iter().filter(|b| b.out_of_order).count(), 1);
     assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), model);
     // Compaction folds the out-of-order block into the overlapping one.
@@ -158,6 +164,14 @@ fn out_of_order_samples_for_persisted_ranges_go_to_blocks_and_compact() {
     assert!(!blocks[0].out_of_order);
     assert_eq!(blocks[0].compaction.level, 2);
     assert_eq!(blocks[0].stats.samples, 3 * 120 + 3);
+    // Retrying the whole commit writes nothing new.
+    let mut app = db.appender();
+    for (i, t) in [(0, 30_000), (1, H + 1), (7, 90 * 60_000 + 5)] {
+        app.append(&labels(i), t, value(i, t)).unwrap();
+    }
+    let s = app.commit().unwrap();
+    assert_eq!((s.out_of_order_block, s.out_of_order_duplicates_ignored), (0, 3));
+    assert_eq!(db.blocks().len(), 1);
     assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), model);
     drop(db);
     let (db, _) = Db::open(dir.path(), opts()).unwrap();
