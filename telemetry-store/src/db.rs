@@ -248,12 +248,6 @@ impl Db {
         &self.opts
     }
 
-    /// The head (read access, statistics; append through [`Db::appender`], which routes
-    /// samples older than the persisted boundary).
-    pub fn head(&self) -> &Head {
-        &self.head
-    }
-
     /// A new appender.
     pub fn appender(&self) -> DbAppender<'_> {
         DbAppender { db: self, app: self.head.appender(), ooo: Vec::new() }

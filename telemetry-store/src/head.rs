@@ -439,8 +439,10 @@ impl Head {
     /// Removes series whose newest sample is older than `now_ms - gc_idle_ms`, logging their
     /// removal to the WAL so that replay does not bring them back. Returns how many went.
     ///
-    /// Their samples go with them: until block persistence exists (issue 8), this is the
-    /// head's retention. Appenders holding a removed series re-create it on commit.
+    /// Their samples go with them: for a head used alone, this is its retention. A
+    /// [`Db`](crate::db::Db) does not call it (its head's data leaves by being persisted to
+    /// blocks, then [`truncate`](Self::truncate)). Appenders holding a removed series
+    /// re-create it on commit.
     ///
     /// # Errors
     /// [`HeadError::Wal`] when the removal record cannot be written.
@@ -486,8 +488,8 @@ impl Head {
     /// and checkpoints the WAL so that it keeps only series still in the head and samples at
     /// or after `mint_ms`.
     ///
-    /// This is the hook for block persistence (issue 8): call it once a block durably holds
-    /// every sample before `mint_ms`. Without a WAL only the memory part runs.
+    /// The hook for block persistence: [`Db`](crate::db::Db) calls it once a block durably
+    /// holds every sample before `mint_ms`. Without a WAL only the memory part runs.
     ///
     /// # Errors
     /// [`HeadError::Wal`] when the checkpoint cannot be written; the WAL is then unchanged.

@@ -258,3 +258,65 @@ fn background_thread_flushes() {
     assert_eq!(db.blocks().iter().filter(|b| b.resolution_ms == 0).count(), 1);
     assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), model);
 }
+
+#[test]
+fn queries_with_a_coarse_step_read_the_rollup_tier() {
+    use telemetry_store::tier::{Tier, TierConfig};
+    const D: i64 = 24 * H;
+    const R: i64 = 600_000;
+    let dir = tempfile::tempdir().unwrap();
+    let o = DbOptions {
+        tiers: TierConfig {
+            raw_retention_ms: 1000 * D,
+            tiers: vec![Tier { resolution_ms: R, retention_ms: 1000 * D, block_range_ms: D }],
+        },
+        ..opts()
+    };
+    let (db, _) = Db::open(dir.path(), o).unwrap();
+    let mut model = Model::new();
+    for hour in 0..60 {
+        fill(&db, &mut model, 2, hour * H, (hour + 1) * H, 60_000);
+        db.maintain((hour + 1) * H).unwrap();
+    }
+    let rollups: Vec<_> = db.blocks().into_iter().filter(|b| b.resolution_ms == R).collect();
+    assert!(!rollups.is_empty(), "{:?}", db.blocks());
+    // No hints: raw, exactly.
+    assert_eq!(read_all(&db, 0, 60 * H, &[]), model);
+    // A 1-hour step with max_over_time: the 10-minute tier where it has blocks.
+    let hints = SelectHints {
+        start_ms: 0,
+        end_ms: 60 * H,
+        step_ms: H,
+        range_ms: H,
+        func: Some("max_over_time".into()),
+        ..Default::default()
+    };
+    let q = db.querier(0, 60 * H).unwrap();
+    let covered_until = rollups.iter().map(|b| b.max_time).max().unwrap();
+    for s in q.select(&hints, &[Matcher::equal("i", "01")]).unwrap() {
+        let mut s = s.unwrap();
+        let b = s.samples.collect_all().unwrap();
+        let raw = &model[&s.labels];
+        let mut rolled = 0;
+        for (t, v) in b.timestamps.iter().zip(&b.values) {
+            if *t < covered_until - R {
+                // A rollup point: on the grid, the max of its bucket (t - R, t].
+                assert_eq!(t % R, 0, "rollup point off the grid at {t}");
+                let want = raw
+                    .range(t - R + 1..=*t)
+                    .map(|(_, b)| f64::from_bits(*b))
+                    .filter(|x| !x.is_nan())
+                    .fold(f64::NEG_INFINITY, f64::max);
+                if want.is_finite() {
+                    assert_eq!(*v, want, "max of bucket ending {t}");
+                }
+                rolled += 1;
+            }
+        }
+        assert!(rolled > 100, "read {rolled} rollup points");
+        // The raw part after the rollups is read raw.
+        let last_raw: Vec<i64> = b.timestamps.iter().copied().filter(|t| *t >= covered_until).collect();
+        let want: Vec<i64> = raw.range(covered_until..).map(|(t, _)| *t).collect();
+        assert_eq!(last_raw, want);
+    }
+}
