@@ -142,6 +142,10 @@ pub struct Db {
     cutoff: AtomicI64,
     route: RwLock<()>,
     maintain: Mutex<()>,
+    /// Held by whoever renames a block into place and adds it to the state outside of
+    /// maintenance (out-of-order blocks), and by the re-reading of the block directory, so
+    /// that a block is never added twice nor missed.
+    blocks_mu: Mutex<()>,
     ooo_samples: std::sync::atomic::AtomicU64,
     ooo_refused: std::sync::atomic::AtomicU64,
 }
@@ -227,6 +231,7 @@ impl Db {
             cutoff: AtomicI64::new(boundary),
             route: RwLock::new(()),
             maintain: Mutex::new(()),
+            blocks_mu: Mutex::new(()),
             ooo_samples: Default::default(),
             ooo_refused: Default::default(),
         };
@@ -300,18 +305,28 @@ impl Db {
     }
 
     /// Writes the head's samples in `[mint, maxt)` as one block; `None` when there are none.
-    fn write_head_range(&self, mint: i64, maxt: i64) -> Result<Option<BlockMeta>, DbError> {
-        let q = self.head.querier(mint, maxt - 1).map_err(storage_to_block)?;
+    /// Writes the head's samples in `[boundary, maxt)` as one block covering `[mint, maxt)`,
+    /// where `mint` is lowered (to a multiple of the block range) when a commit slipped an
+    /// older sample into the head between the flush's decision and the cutoff move; `None`
+    /// when there are no samples.
+    fn write_head_range(&self, boundary: i64, mint: i64, maxt: i64) -> Result<Option<BlockMeta>, DbError> {
+        let q = self.head.querier(boundary, maxt - 1).map_err(storage_to_block)?;
         let set = q.select(&SelectHints::default(), &[]).map_err(storage_to_block)?;
         let mut w = self.writer()?;
+        let mut min_t = mint;
         for s in set {
             let mut s = s.map_err(storage_to_block)?;
             let batch = s.samples.collect_all().map_err(storage_to_block)?;
+            if let Some(&t) = batch.timestamps.first() {
+                min_t = min_t.min(t);
+            }
             w.add_series(&s.labels, &[(Aggr::Raw, &batch.timestamps, &batch.values)])?;
         }
         if w.num_series() == 0 {
             return Ok(None);
         }
+        let range = self.opts.block_range_ms.max(1);
+        let mint = mint.min(min_t.div_euclid(range) * range);
         Ok(Some(w.finish(mint, maxt, BlockCompaction::default())?))
     }
 
@@ -343,7 +358,7 @@ impl Db {
                 let _g = wlock(&self.route);
                 self.cutoff.fetch_max(b, Ordering::SeqCst);
             }
-            let written = match self.write_head_range(a, b) {
+            let written = match self.write_head_range(boundary, a, b) {
                 Ok(w) => w,
                 Err(e) => {
                     self.cutoff.store(rlock(&self.state).boundary, Ordering::SeqCst);
@@ -438,6 +453,7 @@ impl Db {
 
     /// Re-reads the block directory (after tier maintenance wrote or deleted blocks).
     fn reload(&self, report: &mut MaintenanceReport) -> Result<(), DbError> {
+        let _g = self.blocks_mu.lock().unwrap_or_else(|p| p.into_inner());
         let current = rlock(&self.state).clone();
         let on_disk = crate::block::list_blocks(&self.blocks_dir)?;
         let mut blocks = Vec::with_capacity(on_disk.len());
@@ -550,6 +566,7 @@ impl Db {
         if summary.stored == 0 {
             return Ok(summary);
         }
+        let _g = self.blocks_mu.lock().unwrap_or_else(|p| p.into_inner());
         let meta = w.finish(mint, maxt.saturating_add(1), BlockCompaction::default())?;
         let block = Arc::new(Block::open(&self.blocks_dir.join(&meta.id))?);
         {
