@@ -538,12 +538,13 @@ impl Db {
                 j += 1;
             }
             let group = &samples[i..j];
+            // ok: the group holds samples i..j with j > i.
             let stored = self.stored(&group[0].0, group[0].1, group[group.len() - 1].1)?;
             let (mut ts, mut vs): (Vec<i64>, Vec<f64>) = (Vec::new(), Vec::new());
             for &(_, t, v) in group {
                 // The stable sort keeps the order of appends within a timestamp.
-                let existing =
-                    stored.get(&t).copied().or_else(|| (ts.last() == Some(&t)).then(|| vs[vs.len() - 1].to_bits()));
+                let earlier = if ts.last() == Some(&t) { vs.last().map(|v| v.to_bits()) } else { None };
+                let existing = stored.get(&t).copied().or(earlier);
                 match existing {
                     Some(bits) if bits == v.to_bits() => summary.duplicates_ignored += 1,
                     Some(_) => summary.refused += 1,
@@ -557,7 +558,7 @@ impl Db {
             if ts.is_empty() {
                 continue;
             }
-            mint = mint.min(ts[0]);
+            mint = mint.min(ts[0]); // ok: ts is not empty (checked above)
             maxt = maxt.max(ts[ts.len() - 1]);
             summary.stored += ts.len() as u64;
             w.add_series(&group[0].0, &[(Aggr::Raw, &ts, &vs)])?;

@@ -184,8 +184,8 @@ impl BlockWriter {
         *size += entry;
         self.refs.push(ChunkRef {
             aggr,
-            min_t: ts[0],
-            max_t: ts[ts.len() - 1],
+            min_t: ts[0],            // ok: add_series passes non-empty chunks only
+            max_t: ts[ts.len() - 1], // ok: as above
             segment,
             offset,
             length: data_len as u32,
