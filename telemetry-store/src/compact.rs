@@ -69,8 +69,7 @@ pub(crate) fn merge(
     let mut series: BTreeMap<Labels, Vec<(usize, u32)>> = BTreeMap::new();
     for (k, b) in inputs.iter().enumerate() {
         for r in 0..b.num_series() {
-            let (labels, _) = b.series(r)?;
-            series.entry(labels).or_default().push((k, r));
+            series.entry(b.labels(r)?).or_default().push((k, r));
         }
     }
     let mut w = BlockWriter::with_options(parent, 0, opts)?;

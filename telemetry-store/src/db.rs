@@ -131,6 +131,36 @@ pub struct MaintenanceReport {
 }
 
 /// Head + WAL + blocks; see the [module docs](self).
+///
+/// ```
+/// use telemetry_core::{Labels, Queryable, SampleBatches, SelectHints};
+/// use telemetry_store::db::{Db, DbOptions};
+///
+/// let dir = std::env::temp_dir().join(format!("telemetry-store-db-doc-{}", std::process::id()));
+/// let opts = DbOptions::default(); // 2-hour blocks, WAL synced every 100 ms
+/// let up = Labels::from_pairs([("__name__", "up"), ("job", "node")])?;
+/// let h = 3_600_000;
+/// {
+///     let (db, _replay) = Db::open(&dir, opts.clone())?;
+///     let mut app = db.appender();
+///     for t in (0..4 * h).step_by(60_000) {
+///         app.append(&up, t, 1.0)?;
+///     }
+///     app.commit()?;
+///     // The head spans 4 h > 1.5 x 2 h: [0, 2h) goes to a block, the WAL is checkpointed.
+///     let report = db.maintain(4 * h)?;
+///     assert_eq!(report.flushed.len(), 1);
+///     // A sample for the persisted range lands in an out-of-order block.
+///     app.append(&up, 30_000, 0.0)?;
+///     assert_eq!(app.commit()?.out_of_order_block, 1);
+/// }
+/// let (db, _) = Db::open(&dir, opts)?;
+/// let q = db.querier(0, 4 * h)?;
+/// let mut s = q.select(&SelectHints::default(), &[])?.next().unwrap()?;
+/// assert_eq!(s.samples.collect_all()?.len(), 4 * 60 + 1);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Db {
     dir: PathBuf,
     blocks_dir: PathBuf,

@@ -100,12 +100,18 @@ impl Block {
     /// # Errors
     /// [`BlockError::Index`] or [`BlockError::Corrupt`] for damaged index entries.
     pub fn series(&self, r: u32) -> Result<(Labels, Vec<ChunkRef>), BlockError> {
-        let labels = self
-            .index
+        Ok((self.labels(r)?, self.chunk_refs(r)?))
+    }
+
+    /// The labels of series `r`.
+    ///
+    /// # Errors
+    /// [`BlockError::Index`] or [`BlockError::Corrupt`] for damaged index entries.
+    pub fn labels(&self, r: u32) -> Result<Labels, BlockError> {
+        self.index
             .series_labels(r)
             .map_err(|e| self.index_err(e))?
-            .ok_or_else(|| BlockError::corrupt(self.dir.join(INDEX_FILE), 0, format!("series {r} missing")))?;
-        Ok((labels, self.chunk_refs(r)?))
+            .ok_or_else(|| BlockError::corrupt(self.dir.join(INDEX_FILE), 0, format!("series {r} missing")))
     }
 
     fn chunk_refs(&self, r: u32) -> Result<Vec<ChunkRef>, BlockError> {
@@ -184,7 +190,7 @@ impl Block {
             if !crefs.iter().any(|c| c.aggr == aggr && c.max_t >= mint && c.min_t <= maxt) {
                 continue;
             }
-            let (labels, _) = self.series(r)?;
+            let labels = self.labels(r)?;
             if !matches_all(matchers, &labels) {
                 continue;
             }
