@@ -54,5 +54,9 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+#[allow(missing_docs)] // the macro generates an undocumented public function
+mod group {
+    use super::*;
+    criterion_group!(benches, bench);
+}
+criterion_main!(group::benches);
