@@ -871,6 +871,50 @@ mod tests {
     }
 
     #[test]
+    fn sources_parse() {
+        let cfg = PipelineConfig::from_toml_str(
+            r#"
+[statsd]
+listen = "127.0.0.1:9125"
+aggregates = ["count", "avg"]
+percentiles = [0.5, 0.999]
+
+[[scrape.jobs]]
+job_name = "node"
+scrape_interval_ms = 15000
+honor_labels = true
+static_configs = [{ targets = ["127.0.0.1:9100"], labels = { env = "dev" } }]
+file_sd_configs = [{ files = ["targets/*.json"], refresh_interval_ms = 5000 }]
+
+[push]
+refresh_interval_ms = 0
+"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.statsd.aggregates, [StatsdAggregate::Count, StatsdAggregate::Avg]);
+        let j = &cfg.scrape.jobs[0];
+        assert_eq!(j.static_configs[0].labels.get("env").map(String::as_str), Some("dev"));
+        assert_eq!(j.interval_and_timeout(&cfg.scrape), (15_000, 10_000));
+        assert_eq!(j.metrics_path, "/metrics");
+        assert_eq!(PipelineConfig::from_toml_str(&cfg.to_toml_string().unwrap()).unwrap(), cfg);
+        let e = PipelineConfig::from_toml_str("[[scrape.jobs]]\njob_name = \"a\"\nscheme = \"https\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("scrape.jobs[0].scheme"), "{e}");
+        let e = PipelineConfig::from_toml_str(
+            "[[scrape.jobs]]\njob_name = \"a\"\nstatic_configs = [{ targets = [\"no-port\"] }]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("static_configs[0].targets"), "{e}");
+        let e = PipelineConfig::from_toml_str("[statsd]\npercentiles = [0]\n").unwrap_err().to_string();
+        assert!(e.contains("statsd.percentiles"), "{e}");
+        let e = PipelineConfig::from_toml_str("[statsd]\nlisten = \"8125\"\n").unwrap_err().to_string();
+        assert!(e.contains("statsd.listen"), "{e}");
+        assert!(PipelineConfig::from_toml_str("[statsd]\nlisten = \"\"\n").is_ok(), "empty disables");
+    }
+
+    #[test]
     fn errors_name_the_problem() {
         let e = PipelineConfig::from_toml_str("[storage]\nack = \"sometimes\"\n").unwrap_err().to_string();
         assert!(e.contains("ack") || e.contains("sometimes"), "{e}");
