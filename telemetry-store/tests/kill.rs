@@ -7,8 +7,10 @@
 //! is there exactly once, bit for bit, and that every batch present is complete.
 //!
 //! Batch `b` holds one sample for each of `SERIES` series at timestamp `b * 1000 + i`. Every
-//! tenth batch is held back and written 40 batches later, after its range was persisted, so
-//! it goes to an out-of-order block. The child resumes after the newest batch present.
+//! tenth batch is held back and written 40 batches later in the same commit as the current
+//! batch, after its range was persisted, so that commit has an out-of-order block part and a
+//! head part (each atomic; see `DbAppender::commit`). The child resumes after the newest
+//! batch present.
 //!
 //! `KILL_ROUNDS` sets the number of kills (default 50).
 
@@ -93,11 +95,15 @@ fn child(dir: &Path) {
         if deferred.front().is_some_and(|&d| d + DEFER <= b) {
             write.extend(deferred.pop_front());
         }
-        for w in write {
+        // A deferred batch shares its commit with the current one: the commit has an
+        // out-of-order block part and a head part.
+        for &w in &write {
             for (i, l) in labels.iter().enumerate() {
                 app.append(l, w as i64 * 1000 + i as i64, f64::from_bits(value_bits(w, i))).unwrap();
             }
-            app.commit().unwrap();
+        }
+        app.commit().unwrap();
+        for w in write {
             println!("ACK {w}");
         }
         db.maintain(b as i64 * 1000).unwrap();
