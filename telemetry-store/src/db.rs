@@ -73,6 +73,33 @@ pub struct DbOptions {
     pub block: BlockWriterOptions,
 }
 
+impl DbOptions {
+    /// Checks the options: a positive block range, positive compaction ranges in increasing
+    /// order, each a multiple of the one before, and a valid [`TierConfig`].
+    ///
+    /// # Errors
+    /// A message naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.block_range_ms <= 0 {
+            return Err(format!("block_range_ms must be positive, got {}", self.block_range_ms));
+        }
+        for (i, w) in self.compaction_ranges.windows(2).enumerate() {
+            if w[0] <= 0 || w[1] <= w[0] || w[1] % w[0] != 0 {
+                return Err(format!(
+                    "compaction_ranges[{}] = {} is not a larger multiple of compaction_ranges[{i}] = {}",
+                    i + 1,
+                    w[1],
+                    w[0]
+                ));
+            }
+        }
+        if self.compaction_ranges.first().is_some_and(|&r| r <= 0) {
+            return Err("compaction ranges must be positive".into());
+        }
+        self.tiers.validate().map_err(|e| format!("tiers: {e}"))
+    }
+}
+
 impl Default for DbOptions {
     fn default() -> Self {
         DbOptions {
@@ -235,9 +262,11 @@ impl Db {
     /// truncates the head at the persisted boundary.
     ///
     /// # Errors
-    /// [`DbError::Io`] when `dir` cannot be created; [`DbError::Block`] when a block cannot be
-    /// opened; [`DbError::Head`] when the WAL cannot be read or written.
+    /// [`DbError::Config`] for inconsistent options ([`DbOptions::validate`]); [`DbError::Io`]
+    /// when `dir` cannot be created; [`DbError::Block`] when a block cannot be opened;
+    /// [`DbError::Head`] when the WAL cannot be read or written.
     pub fn open(dir: impl AsRef<Path>, opts: DbOptions) -> Result<(Db, ReplayReport), DbError> {
+        opts.validate().map_err(DbError::Config)?;
         let dir = dir.as_ref().to_path_buf();
         let blocks_dir = dir.join("blocks");
         std::fs::create_dir_all(&blocks_dir).map_err(|source| DbError::Io { path: blocks_dir.clone(), source })?;

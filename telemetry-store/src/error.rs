@@ -121,6 +121,9 @@ pub enum DbError {
     /// Writing, reading or deleting a block failed.
     #[error(transparent)]
     Block(#[from] crate::block::BlockError),
+    /// The options are inconsistent (the message names the field).
+    #[error("invalid database options: {0}")]
+    Config(String),
     /// The database directory could not be created.
     #[error("{}: {source}", path.display())]
     Io {

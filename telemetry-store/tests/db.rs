@@ -375,3 +375,16 @@ fn late_samples_racing_flushes_are_never_lost() {
     );
     assert!(st.blocks > 1);
 }
+
+#[test]
+fn inconsistent_options_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for o in [
+        DbOptions { block_range_ms: 0, ..opts() },
+        DbOptions { compaction_ranges: vec![2 * H, 5 * H], ..opts() },
+        DbOptions { tiers: telemetry_store::tier::TierConfig { raw_retention_ms: -1, ..Default::default() }, ..opts() },
+    ] {
+        let e = Db::open(dir.path(), o).unwrap_err();
+        assert!(matches!(e, telemetry_store::DbError::Config(_)), "{e}");
+    }
+}
