@@ -363,7 +363,6 @@ impl Db {
         BlockWriter::with_options(&self.blocks_dir, 0, self.opts.block)
     }
 
-    /// Writes the head's samples in `[mint, maxt)` as one block; `None` when there are none.
     /// Writes the head's samples in `[boundary, maxt)` as one block covering `[mint, maxt)`,
     /// where `mint` is lowered (to a multiple of the block range) when a commit slipped an
     /// older sample into the head between the flush's decision and the cutoff move; `None`
@@ -770,11 +769,13 @@ impl DbAppender<'_> {
     ///
     /// Samples older than the boundary follow the head's duplicate rules (checked against
     /// what head and blocks hold): the same value bits are ignored, other bits refused and
-    /// counted ([`DbCommitSummary::out_of_order_refused`]).
+    /// counted ([`DbCommitSummary::out_of_order_refused`]). They are accepted however old
+    /// (backfill); raw retention removes what is past it at the next maintenance.
     ///
     /// # Errors
-    /// [`DbError::Block`] when the out-of-order block cannot be written (nothing of the head's
-    /// part was committed either); [`DbError::Head`] as [`Appender::commit`].
+    /// [`DbError::Block`] when the out-of-order block cannot be written: nothing of the
+    /// commit is stored and the appender is emptied; [`DbError::Head`] as
+    /// [`Appender::commit`].
     pub fn commit(&mut self) -> Result<DbCommitSummary, DbError> {
         let _g = rlock(&self.db.route);
         let cutoff = self.db.cutoff.load(Ordering::SeqCst);
@@ -782,7 +783,14 @@ impl DbAppender<'_> {
         ooo.extend(self.app.take_older_than(cutoff));
         let mut summary = DbCommitSummary::default();
         if !ooo.is_empty() {
-            let o = self.db.write_ooo(ooo)?;
+            let o = match self.db.write_ooo(ooo) {
+                Ok(o) => o,
+                Err(e) => {
+                    // Drop the head's part too: a failed commit leaves nothing pending.
+                    self.app = self.db.head.appender();
+                    return Err(e);
+                }
+            };
             summary.out_of_order_block = o.stored;
             summary.out_of_order_duplicates_ignored = o.duplicates_ignored;
             summary.out_of_order_refused = o.refused;
