@@ -884,6 +884,21 @@ pub(crate) fn merge_batches(mut parts: Vec<SampleBatch>) -> SampleBatch {
     if parts.len() <= 1 {
         return parts.pop().unwrap_or_default();
     }
+    // Common case: parts from blocks of disjoint ranges and the head, concatenated in time order.
+    let first = |p: &SampleBatch| p.timestamps.first().copied().unwrap_or(i64::MIN);
+    let last = |p: &SampleBatch| p.timestamps.last().copied().unwrap_or(i64::MAX);
+    let mut order: Vec<usize> = (0..parts.len()).collect();
+    order.sort_by_key(|&i| first(&parts[i]));
+    if order.windows(2).all(|w| last(&parts[w[0]]) < first(&parts[w[1]])) {
+        let mut out = SampleBatch::default();
+        out.timestamps.reserve(parts.iter().map(|p| p.len()).sum());
+        out.values.reserve(out.timestamps.capacity());
+        for i in order {
+            out.timestamps.extend_from_slice(&parts[i].timestamps);
+            out.values.extend_from_slice(&parts[i].values);
+        }
+        return out;
+    }
     let mut all: Vec<(i64, usize, f64)> = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
     for (prio, p) in parts.iter().enumerate() {
         all.extend(p.timestamps.iter().zip(&p.values).map(|(&t, &v)| (t, prio, v)));
@@ -980,5 +995,27 @@ impl Querier for DbQuerier<'_> {
         values.sort_unstable();
         values.dedup();
         Ok(values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(s: &[(i64, f64)]) -> SampleBatch {
+        let mut b = SampleBatch::default();
+        for &(t, v) in s {
+            b.push(t, v);
+        }
+        b
+    }
+
+    #[test]
+    fn merge_concatenates_disjoint_parts_and_lets_the_first_part_win_overlaps() {
+        let m = merge_batches(vec![batch(&[(5, 5.0), (6, 6.0)]), batch(&[]), batch(&[(1, 1.0), (2, 2.0)])]);
+        assert_eq!(m, batch(&[(1, 1.0), (2, 2.0), (5, 5.0), (6, 6.0)]));
+        let m = merge_batches(vec![batch(&[(2, 20.0), (4, 40.0)]), batch(&[(1, 1.0), (2, 2.0), (3, 3.0)])]);
+        assert_eq!(m, batch(&[(1, 1.0), (2, 20.0), (3, 3.0), (4, 40.0)]));
+        assert!(merge_batches(vec![]).is_empty());
     }
 }
