@@ -7,7 +7,7 @@
 
 use telemetry_core::{LabelsBuilder, Metadata, MetricType};
 
-use crate::batch::{Batch, BatchBuilder};
+use crate::batch::Batch;
 
 /// `prometheus.WriteRequest`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -111,36 +111,214 @@ pub fn decode(body: &[u8], max_decoded: usize) -> Result<Batch, RemoteWriteError
         return Err(RemoteWriteError::TooLarge { declared: len, limit: max_decoded });
     }
     let raw = snap::raw::Decoder::new().decompress_vec(body).map_err(|e| RemoteWriteError::Snappy(e.to_string()))?;
-    let req =
-        <WriteRequest as prost::Message>::decode(&raw[..]).map_err(|e| RemoteWriteError::Protobuf(e.to_string()))?;
-    let mut b = BatchBuilder::new();
-    for (i, ts) in req.timeseries.iter().enumerate() {
-        let mut lb = LabelsBuilder::new();
-        for l in &ts.labels {
-            lb.push(&l.name, &l.value);
-        }
-        let labels = lb.build().map_err(|e| RemoteWriteError::Series { index: i, message: e.to_string() })?;
-        if labels.metric_name().is_none() {
-            return Err(RemoteWriteError::Series { index: i, message: format!("{labels}: no __name__ label") });
-        }
-        for s in &ts.samples {
-            b.push(&labels, s.timestamp, s.value);
+    decode_raw(&raw)
+}
+
+/// Decodes the protobuf bytes of a `WriteRequest` straight into a [`Batch`]: label strings
+/// are read in place (no intermediate `WriteRequest`), and each `TimeSeries` becomes one
+/// series of the batch (remote-write senders send a series once per request; a repeat is
+/// resolved to the same series downstream). Fields this crate does not use (exemplars, native
+/// histograms, unknown fields) are skipped by wire type, as prost skips them.
+fn decode_raw(raw: &[u8]) -> Result<Batch, RemoteWriteError> {
+    let mut b = Batch::default();
+    let mut r = Reader { buf: raw, pos: 0, base: 0 };
+    let mut index = 0usize;
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    let mut samples: Vec<(i64, f64)> = Vec::new();
+    while !r.done() {
+        let (field, wire) = r.key()?;
+        match (field, wire) {
+            (1, WIRE_LEN) => {
+                let (msg, base) = r.bytes()?;
+                pairs.clear();
+                samples.clear();
+                read_series(msg, base, index, &mut pairs, &mut samples)?;
+                let mut lb = LabelsBuilder::new();
+                for (n, v) in &pairs {
+                    lb.push(n, v);
+                }
+                let labels = lb.build().map_err(|e| RemoteWriteError::Series { index, message: e.to_string() })?;
+                if labels.metric_name().is_none() {
+                    return Err(RemoteWriteError::Series { index, message: format!("{labels}: no __name__ label") });
+                }
+                if !samples.is_empty() {
+                    let s = b.add_series(labels);
+                    b.samples.reserve(samples.len());
+                    for &(t, v) in &samples {
+                        b.push(s, t, v);
+                    }
+                }
+                index += 1;
+            }
+            (3, WIRE_LEN) => {
+                let (msg, base) = r.bytes()?;
+                let m = <MetricMetadata as prost::Message>::decode(msg)
+                    .map_err(|e| RemoteWriteError::Protobuf(format!("metadata at byte {base}: {e}")))?;
+                let metric_type = match m.r#type {
+                    1 => MetricType::Counter,
+                    2 => MetricType::Gauge,
+                    3 => MetricType::Histogram,
+                    4 => MetricType::GaugeHistogram,
+                    5 => MetricType::Summary,
+                    6 => MetricType::Info,
+                    7 => MetricType::StateSet,
+                    _ => MetricType::Unknown,
+                };
+                b.metadata.push((m.metric_family_name, Metadata { metric_type, help: m.help, unit: m.unit }));
+            }
+            (1 | 3, w) => return Err(r.wrong_wire(field, w)),
+            (_, w) => r.skip(w)?,
         }
     }
-    for m in &req.metadata {
-        let metric_type = match m.r#type {
-            1 => MetricType::Counter,
-            2 => MetricType::Gauge,
-            3 => MetricType::Histogram,
-            4 => MetricType::GaugeHistogram,
-            5 => MetricType::Summary,
-            6 => MetricType::Info,
-            7 => MetricType::StateSet,
-            _ => MetricType::Unknown,
-        };
-        b.metadata(&m.metric_family_name, Metadata { metric_type, help: m.help.clone(), unit: m.unit.clone() });
+    Ok(b)
+}
+
+/// One `TimeSeries` message: its labels (`Label` messages, field 1) and float samples
+/// (`Sample` messages, field 2), in wire order; other fields skipped.
+fn read_series<'a>(
+    msg: &'a [u8],
+    base: usize,
+    index: usize,
+    pairs: &mut Vec<(&'a str, &'a str)>,
+    samples: &mut Vec<(i64, f64)>,
+) -> Result<(), RemoteWriteError> {
+    let mut r = Reader { buf: msg, pos: 0, base };
+    while !r.done() {
+        let (field, wire) = r.key()?;
+        match (field, wire) {
+            (1, WIRE_LEN) => {
+                let (lmsg, lbase) = r.bytes()?;
+                let mut l = Reader { buf: lmsg, pos: 0, base: lbase };
+                let (mut name, mut value) = ("", "");
+                while !l.done() {
+                    let (f, w) = l.key()?;
+                    match (f, w) {
+                        (1 | 2, WIRE_LEN) => {
+                            let (bytes, at) = l.bytes()?;
+                            let text = std::str::from_utf8(bytes).map_err(|_| {
+                                RemoteWriteError::Protobuf(format!(
+                                    "timeseries[{index}]: label {} at byte {at} is not valid UTF-8",
+                                    if f == 1 { "name" } else { "value" }
+                                ))
+                            })?;
+                            if f == 1 {
+                                name = text;
+                            } else {
+                                value = text;
+                            }
+                        }
+                        (1 | 2, w) => return Err(l.wrong_wire(f, w)),
+                        (_, w) => l.skip(w)?,
+                    }
+                }
+                pairs.push((name, value));
+            }
+            (2, WIRE_LEN) => {
+                let (smsg, sbase) = r.bytes()?;
+                let mut sr = Reader { buf: smsg, pos: 0, base: sbase };
+                let (mut t, mut v) = (0i64, 0f64);
+                while !sr.done() {
+                    let (f, w) = sr.key()?;
+                    match (f, w) {
+                        (1, WIRE_I64) => v = f64::from_bits(sr.fixed64()?),
+                        (2, WIRE_VARINT) => t = sr.varint()? as i64,
+                        (1 | 2, w) => return Err(sr.wrong_wire(f, w)),
+                        (_, w) => sr.skip(w)?,
+                    }
+                }
+                samples.push((t, v));
+            }
+            (1 | 2, w) => return Err(r.wrong_wire(field, w)),
+            (_, w) => r.skip(w)?,
+        }
     }
-    Ok(b.finish())
+    Ok(())
+}
+
+const WIRE_VARINT: u8 = 0;
+const WIRE_I64: u8 = 1;
+const WIRE_LEN: u8 = 2;
+const WIRE_I32: u8 = 5;
+
+/// A protobuf reader over one message; `base` is the message's offset in the whole request,
+/// so errors name the byte.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    base: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn done(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    fn err(&self, what: &str) -> RemoteWriteError {
+        RemoteWriteError::Protobuf(format!("{what} at byte {}", self.base + self.pos))
+    }
+
+    fn wrong_wire(&self, field: u32, wire: u8) -> RemoteWriteError {
+        self.err(&format!("field {field} has wire type {wire}, not the one its type needs"))
+    }
+
+    fn varint(&mut self) -> Result<u64, RemoteWriteError> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let Some(&byte) = self.buf.get(self.pos) else { return Err(self.err("truncated varint")) };
+            self.pos += 1;
+            v |= u64::from(byte & 0x7f) << (7 * i);
+            if byte < 0x80 {
+                if i == 9 && byte > 1 {
+                    return Err(self.err("varint overflows 64 bits"));
+                }
+                return Ok(v);
+            }
+        }
+        Err(self.err("varint longer than 10 bytes"))
+    }
+
+    fn key(&mut self) -> Result<(u32, u8), RemoteWriteError> {
+        let k = self.varint()?;
+        let field = k >> 3;
+        if field == 0 || field > u64::from(u32::MAX >> 3) {
+            return Err(self.err(&format!("invalid field number {field}")));
+        }
+        Ok((field as u32, (k & 7) as u8))
+    }
+
+    /// A length-delimited field's bytes and their offset in the request.
+    fn bytes(&mut self) -> Result<(&'a [u8], usize), RemoteWriteError> {
+        let len = self.varint()?;
+        let start = self.pos;
+        let end = usize::try_from(len).ok().and_then(|l| start.checked_add(l)).filter(|&e| e <= self.buf.len());
+        let Some(end) = end else { return Err(self.err(&format!("length {len} runs past the end of the message"))) };
+        self.pos = end;
+        Ok((&self.buf[start..end], self.base + start))
+    }
+
+    fn fixed64(&mut self) -> Result<u64, RemoteWriteError> {
+        let Some(b) = self.buf.get(self.pos..self.pos + 8) else { return Err(self.err("truncated fixed64")) };
+        self.pos += 8;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    fn skip(&mut self, wire: u8) -> Result<(), RemoteWriteError> {
+        match wire {
+            WIRE_VARINT => self.varint().map(|_| ()),
+            WIRE_I64 => self.fixed64().map(|_| ()),
+            WIRE_LEN => self.bytes().map(|_| ()),
+            WIRE_I32 => {
+                if self.pos + 4 > self.buf.len() {
+                    return Err(self.err("truncated fixed32"));
+                }
+                self.pos += 4;
+                Ok(())
+            }
+            w => Err(self.err(&format!("unsupported wire type {w}"))),
+        }
+    }
 }
 
 /// Encodes a request (for clients and tests): protobuf, then snappy.
@@ -152,7 +330,103 @@ pub fn encode(req: &WriteRequest) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+    use telemetry_core::Labels;
+
     use super::*;
+
+    /// What prost makes of the same bytes: each series with samples, its labels and samples
+    /// (values as bits).
+    fn by_prost(raw: &[u8]) -> Vec<(Labels, Vec<(i64, u64)>)> {
+        let req = <WriteRequest as prost::Message>::decode(raw).unwrap();
+        req.timeseries
+            .iter()
+            .filter(|ts| !ts.samples.is_empty())
+            .map(|ts| {
+                let mut lb = LabelsBuilder::new();
+                for l in &ts.labels {
+                    lb.push(&l.name, &l.value);
+                }
+                (lb.build().unwrap(), ts.samples.iter().map(|s| (s.timestamp, s.value.to_bits())).collect())
+            })
+            .collect()
+    }
+
+    fn ours(raw: &[u8]) -> Vec<(Labels, Vec<(i64, u64)>)> {
+        let b = decode_raw(raw).unwrap();
+        let mut out: Vec<(Labels, Vec<(i64, u64)>)> = b.series.iter().map(|l| (l.clone(), Vec::new())).collect();
+        for s in &b.samples {
+            out[s.series as usize].1.push((s.timestamp_ms, s.value.to_bits()));
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn hand_decoding_agrees_with_prost(
+            series in prop::collection::vec(
+                (
+                    "[a-z_][a-z0-9_]{0,8}",
+                    prop::collection::btree_map("[a-z][a-z0-9_]{0,6}", "\\PC{0,12}", 0..5),
+                    prop::collection::vec((any::<i64>(), any::<u64>()), 0..6),
+                ),
+                0..8,
+            )
+        ) {
+            let req = WriteRequest {
+                timeseries: series
+                    .iter()
+                    .map(|(name, labels, samples)| TimeSeries {
+                        labels: std::iter::once(Label { name: "__name__".into(), value: name.clone() })
+                            .chain(labels.iter().map(|(n, v)| Label { name: n.clone(), value: v.clone() }))
+                            .collect(),
+                        samples: samples.iter().map(|&(t, v)| Sample { value: f64::from_bits(v), timestamp: t }).collect(),
+                    })
+                    .collect(),
+                metadata: vec![],
+            };
+            let raw = prost::Message::encode_to_vec(&req);
+            prop_assert_eq!(ours(&raw), by_prost(&raw));
+        }
+
+        #[test]
+        fn hostile_bytes_never_panic(raw in prop::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode_raw(&raw);
+        }
+    }
+
+    #[test]
+    fn exemplars_histograms_and_unknown_fields_are_skipped() {
+        let mut ts = Vec::new();
+        let label = |n: &[u8], v: &[u8]| {
+            let mut l = vec![0x0a, n.len() as u8];
+            l.extend_from_slice(n);
+            l.extend_from_slice(&[0x12, v.len() as u8]);
+            l.extend_from_slice(v);
+            l
+        };
+        for l in [label(b"__name__", b"up"), label(b"job", b"x")] {
+            ts.extend_from_slice(&[0x0a, l.len() as u8]);
+            ts.extend_from_slice(&l);
+        }
+        ts.extend_from_slice(&[0x1a, 0x02, 0x10, 0x05]); // exemplar (field 3)
+        ts.extend_from_slice(&[0x22, 0x02, 0x08, 0x01]); // native histogram (field 4)
+        ts.extend_from_slice(&[0x12, 0x0b, 0x09]); // sample: value 1.5, timestamp 7
+        ts.extend_from_slice(&1.5f64.to_le_bytes());
+        ts.extend_from_slice(&[0x10, 0x07]);
+        let mut raw = vec![0x0a, ts.len() as u8];
+        raw.extend_from_slice(&ts);
+        raw.extend_from_slice(&[0x78, 0x2a]); // unknown field 15, varint
+        let b = decode_raw(&raw).unwrap();
+        assert_eq!(b.series[0].to_string(), r#"up{job="x"}"#);
+        assert_eq!((b.samples[0].timestamp_ms, b.samples[0].value), (7, 1.5));
+        // Truncated anywhere: an error naming a byte offset, never a panic.
+        for cut in 0..raw.len() - 2 {
+            if let Err(e) = decode_raw(&raw[..cut]) {
+                assert!(e.to_string().contains("byte") || e.to_string().contains("timeseries"), "{e}");
+            }
+        }
+    }
 
     #[test]
     fn round_trip_and_errors() {
