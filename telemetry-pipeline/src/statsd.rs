@@ -115,6 +115,8 @@ struct Entry {
     state: State,
     updated_ms: i64,
     touched: bool,
+    /// A timer's series (aggregates, then percentiles), built at its first flush.
+    derived: Vec<Labels>,
 }
 
 /// The in-memory aggregation of one flush interval (and the counters and gauges that outlive
@@ -222,10 +224,12 @@ impl StatsdAggregator {
                 state: new_state(line.kind),
                 updated_ms: now_ms,
                 touched: false,
+                derived: Vec::new(),
             });
             if !kind_matches(&e.state, line.kind) {
                 // The name changed type: start over with the new type.
                 e.state = new_state(line.kind);
+                e.derived.clear();
             }
             e.updated_ms = now_ms;
             e.touched = true;
@@ -260,7 +264,8 @@ impl StatsdAggregator {
 
     /// Closes the interval at `now_ms`: the samples to write (see the [module docs](self)).
     pub fn flush(&mut self, now_ms: i64) -> Batch {
-        let mut b = std::mem::take(&mut self.timestamped);
+        // Each series appears once per flush, so the batch is built without a look-up.
+        let mut b = std::mem::take(&mut self.timestamped).finish();
         let expire = i64::try_from(self.cfg.expire_after_ms).unwrap_or(i64::MAX);
         let cfg = &self.cfg;
         self.series.retain(|labels, e| {
@@ -269,42 +274,63 @@ impl StatsdAggregator {
             match &mut e.state {
                 State::Counter { total: v } | State::Gauge { value: v } => {
                     if idle {
-                        b.push(labels, now_ms, STALE_NAN);
+                        put(&mut b, labels, now_ms, STALE_NAN);
                         return false;
                     }
-                    b.push(labels, now_ms, *v);
+                    put(&mut b, labels, now_ms, *v);
                 }
                 State::Set { members } => {
                     if touched {
-                        b.push(labels, now_ms, members.len() as f64);
+                        put(&mut b, labels, now_ms, members.len() as f64);
                         members.clear();
                     }
                 }
                 State::Timer(t) => {
                     if touched && t.count > 0.0 {
-                        write_timer(&mut b, cfg, labels, now_ms, t);
+                        if e.derived.is_empty() {
+                            e.derived = derived_labels(cfg, labels);
+                        }
+                        write_timer(&mut b, cfg, &e.derived, now_ms, t);
                     }
                     *t = TimerState { min: f64::INFINITY, max: f64::NEG_INFINITY, ..TimerState::default() };
                 }
             }
             !idle
         });
-        b.finish()
+        b
     }
 }
 
-fn renamed(labels: &Labels, suffix: &str, extra: Option<(&str, &str)>) -> Option<Labels> {
-    let name = labels.metric_name()?;
+fn put(b: &mut Batch, labels: &Labels, t: i64, v: f64) {
+    let i = b.add_series(labels.clone());
+    b.push(i, t, v);
+}
+
+fn renamed(labels: &Labels, suffix: &str, extra: Option<(&str, &str)>) -> Labels {
+    let Some(name) = labels.metric_name() else { return labels.clone() };
     let mut bld = labels.to_builder();
     bld.set(telemetry_core::labels::METRIC_NAME, &format!("{name}{suffix}"));
     if let Some((k, v)) = extra {
         bld.set(k, v);
     }
-    bld.build().ok()
+    // The names are valid and the label count grows by at most one: fall back to the
+    // original labels only if a label limit is hit.
+    bld.build().unwrap_or_else(|_| labels.clone())
 }
 
-fn write_timer(b: &mut BatchBuilder, cfg: &StatsdConfig, labels: &Labels, t: i64, s: &mut TimerState) {
-    for a in &cfg.aggregates {
+/// A timer's series: one per aggregate, then one per percentile.
+fn derived_labels(cfg: &StatsdConfig, labels: &Labels) -> Vec<Labels> {
+    let mut out: Vec<Labels> = cfg.aggregates.iter().map(|a| renamed(labels, a.suffix(), None)).collect();
+    for &q in &cfg.percentiles {
+        let qs = telemetry_query::api::format_value(q);
+        out.push(renamed(labels, "", Some(("quantile", &qs))));
+    }
+    out
+}
+
+fn write_timer(b: &mut Batch, cfg: &StatsdConfig, derived: &[Labels], t: i64, s: &mut TimerState) {
+    let (aggs, pcts) = derived.split_at(cfg.aggregates.len().min(derived.len()));
+    for (a, l) in cfg.aggregates.iter().zip(aggs) {
         let v = match a {
             StatsdAggregate::Count => s.count,
             StatsdAggregate::Sum => s.sum,
@@ -312,9 +338,7 @@ fn write_timer(b: &mut BatchBuilder, cfg: &StatsdConfig, labels: &Labels, t: i64
             StatsdAggregate::Max => s.max,
             StatsdAggregate::Avg => s.sum / s.count,
         };
-        if let Some(l) = renamed(labels, a.suffix(), None) {
-            b.push(&l, t, v);
-        }
+        put(b, l, t, v);
     }
     if cfg.percentiles.is_empty() {
         return;
@@ -326,7 +350,7 @@ fn write_timer(b: &mut BatchBuilder, cfg: &StatsdConfig, labels: &Labels, t: i64
             None
         }
     };
-    for &q in &cfg.percentiles {
+    for (&q, l) in cfg.percentiles.iter().zip(pcts) {
         let v = match &digest {
             Some(d) => d.estimate_quantile(q),
             None => {
@@ -338,10 +362,7 @@ fn write_timer(b: &mut BatchBuilder, cfg: &StatsdConfig, labels: &Labels, t: i64
                 s.values[rank - 1]
             }
         };
-        let qs = telemetry_query::api::format_value(q);
-        if let Some(l) = renamed(labels, "", Some(("quantile", &qs))) {
-            b.push(&l, t, v);
-        }
+        put(b, l, t, v);
     }
 }
 
