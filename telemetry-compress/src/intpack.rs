@@ -2,26 +2,24 @@
 //! a sparse layout, each with bit widths or exponential-Golomb codes chosen from the data.
 //!
 //! Ideas: frame of reference and per-block bit widths (Lemire & Boytsov, *Decoding billions of
-//! integers per second through vectorization*, 2015, §2-3; VictoriaMetrics packs blocks the same
-//! way), exponential-Golomb codes (Teuhola, 1978) for skewed blocks, and a common divisor for
+//! integers per second through vectorization*, 2015, §2-3), exponential-Golomb codes (Teuhola, 1978) for skewed blocks, and a common divisor for
 //! values that move in steps (page-sized memory gauges).
 //!
 //! ```text
-//! form 0 DENSE:   ┌──────┬───────────────┬──────────────────┬───────────┬───────────────────────┐
-//!                 │ 0:u8 │ base: varint  │ gcd - 1: uvarint │ code: u8  │ n codes of u, MSB     │
-//!                 │      │ (zig-zag)     │                  │           │ first, byte-padded    │
-//!                 └──────┴───────────────┴──────────────────┴───────────┴───────────────────────┘
-//!                 x_i = base + gcd · u_i (wrapping)
-//! form 1 BLOCKS:  ┌──────┬───────────────┬──────────────────┬──────────────────────┬────────────┐
-//!                 │ 1:u8 │ base: varint  │ gcd - 1: uvarint │ ceil(n/128) codes:u8 │ bit stream │
-//!                 └──────┴───────────────┴──────────────────┴──────────────────────┴────────────┘
-//!                 as DENSE, with a code of its own for every block of 128 values
-//! form 2 SPARSE:  ┌──────┬───────────────┬──────────────┬────────────┬────────────┬─────────────┐
-//!                 │ 2:u8 │ bg: varint    │ k: uvarint   │ gap code:u8│ val code:u8│ k × (gap,   │
-//!                 │      │ (background)  │ (exceptions) │            │            │  val) codes │
-//!                 └──────┴───────────────┴──────────────┴────────────┴────────────┴─────────────┘
-//!                 every x_i is bg except k of them; gap = position - previous position - 1 (the
-//!                 first from -1), val = zigzag(x - bg) - 1
+//! form byte f: bits 0-1 the layout (0 DENSE, 1 BLOCKS, 2 SPARSE), bit 2 ZIGZAG, bit 3 HAS_STEP
+//! DENSE / BLOCKS:
+//! ┌───────┬────────────────────┬──────────────────────┬───────────────────────┬──────────────────┐
+//! │ f: u8 │ base: varint (zz)  │ step: uvarint        │ codes: u8, one (DENSE)│ bit stream: one  │
+//! │       │ (minimum, or the   │ (only if HAS_STEP;   │ or one per block of   │ code word per x, │
+//! │       │  median if ZIGZAG) │  else step = 1)      │ 128 values (BLOCKS)   │ MSB first, padded│
+//! └───────┴────────────────────┴──────────────────────┴───────────────────────┴──────────────────┘
+//!   x_i = base + step · u_i, or base + step · unzigzag(u_i) with ZIGZAG (wrapping)
+//! SPARSE:
+//! ┌──────┬──────────────────┬──────────────┬─────────────┬─────────────┬──────────────────────────┐
+//! │ 2:u8 │ bg: varint (zz)  │ k: uvarint   │ gap code:u8 │ val code:u8 │ k × (gap, val) code words│
+//! └──────┴──────────────────┴──────────────┴─────────────┴─────────────┴──────────────────────────┘
+//!   every x_i is bg except k of them; gap = position - previous position - 1 (the first counted
+//!   from -1), val = zigzag(x - bg) - 1
 //! code byte: 0..=64 a fixed width w (u in w bits); 0x80 | k (k ≤ 55) exponential-Golomb of
 //! order k: y = u + 2^k written as (bits(y) - k - 1) zero bits, then y in bits(y) ≤ 56 bits.
 //! ```

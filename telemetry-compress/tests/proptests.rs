@@ -55,6 +55,57 @@ fn samples() -> impl Strategy<Value = (Vec<i64>, Vec<f64>)> {
     })
 }
 
+/// Samples shaped like scraped metrics, to reach every `store` form: scrape-jittered or drifting
+/// timestamps; values that are decimals written as `d / 10^a` or `d / 10^a / 10^b` (Go's
+/// `float64(ns) / 1e9`, `float64(us) / 1000 / 1000`), page-sized steps, mostly-constant runs or
+/// raw bit patterns, each with a few arbitrary bit patterns mixed in.
+fn metric_like() -> impl Strategy<Value = (Vec<i64>, Vec<f64>)> {
+    (1usize..2200).prop_flat_map(|n| {
+        let ts = (
+            any::<i64>(),
+            prop::collection::vec(prop_oneof![8 => Just(0i64), 1 => -5i64..5, 1 => any::<i64>()], n),
+            prop_oneof![Just(1000i64), Just(15_000), any::<i64>()],
+        )
+            .prop_map(|(t0, jit, step)| {
+                jit.iter()
+                    .enumerate()
+                    .map(|(i, j)| t0.wrapping_add(step.wrapping_mul(i as i64)).wrapping_add(*j))
+                    .collect::<Vec<i64>>()
+            });
+        let digits = prop::collection::vec(prop_oneof![6 => -1000i64..1000, 1 => any::<i64>(), 1 => Just(0i64)], n);
+        let kind = 0u8..6;
+        let (a, b) = (0usize..19, 0usize..10);
+        let odd = prop::collection::vec((0usize..n, value_bits()), 0..4);
+        (ts, digits, kind, a, b, odd).prop_map(|(ts, digits, kind, a, b, odd)| {
+            let mut acc = 1_000_000i64;
+            let mut vs: Vec<f64> = digits
+                .iter()
+                .map(|&d| {
+                    acc = acc.wrapping_add(d);
+                    match kind {
+                        0 => acc as f64 / 10f64.powi(a as i32),
+                        1 => acc as f64 / 10f64.powi(a as i32) / 10f64.powi(b as i32),
+                        2 => (acc.wrapping_mul(4096)) as f64,
+                        3 => {
+                            if d.rem_euclid(17) == 0 {
+                                acc as f64 * 0.1
+                            } else {
+                                42.0
+                            }
+                        }
+                        4 => f64::from_bits(acc as u64),
+                        _ => d as f64 / 1e9,
+                    }
+                })
+                .collect();
+            for (i, b) in odd {
+                vs[i] = f64::from_bits(b);
+            }
+            (ts, vs)
+        })
+    })
+}
+
 fn bits(v: &[f64]) -> Vec<u64> {
     v.iter().map(|x| x.to_bits()).collect()
 }
@@ -134,6 +185,27 @@ proptest! {
         decode_store_chunk(&b, &mut t2, &mut v2).unwrap();
         prop_assert_eq!(&t2, &ts);
         prop_assert_eq!(bits(&v2), bits(&vs));
+    }
+
+    #[test]
+    fn store_chunk_round_trips_metric_like_samples((ts, vs) in metric_like()) {
+        let b = encode_store_chunk(&ts, &vs).unwrap();
+        let (mut t2, mut v2) = (Vec::new(), Vec::new());
+        decode_store_chunk(&b, &mut t2, &mut v2).unwrap();
+        prop_assert_eq!(&t2, &ts);
+        prop_assert_eq!(bits(&v2), bits(&vs));
+    }
+
+    #[test]
+    fn corrupted_store_chunks_never_panic((ts, vs) in metric_like(), flips in prop::collection::vec((any::<usize>(), any::<u8>()), 1..4), cut in any::<usize>()) {
+        let mut b = encode_store_chunk(&ts, &vs).unwrap();
+        for &(at, x) in &flips {
+            let i = at % b.len();
+            b[i] ^= x;
+        }
+        let b = &b[..cut % (b.len() + 1)];
+        let (mut t, mut v) = (Vec::new(), Vec::new());
+        let _ = decode_store_chunk(b, &mut t, &mut v);
     }
 
     #[test]
