@@ -1,5 +1,6 @@
 //! Encode and decode speed of the Gorilla XOR chunk next to the `tsz` crate on the same samples,
-//! and of ALP and Chimp128 on values.
+//! and of ALP and Chimp128 on values, and of the adaptive `store` chunk at 120 samples (the head's
+//! chunks) and 2048 (the block writer's).
 //!
 //! Data: the 13 real series of `../shared/data/prometheus-chunks/*.samples.csv` (cut into chunks
 //! of 120 samples, as the store cuts them) and `../shared/data/codec/city_temperature_f_tw.bin`
@@ -16,7 +17,7 @@ use std::time::Duration;
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
 use telemetry_compress::codec::{Alp, Chimp128, Codec};
-use telemetry_compress::{XorChunk, decode_xor_chunk};
+use telemetry_compress::{XorChunk, decode_store_chunk, decode_xor_chunk, encode_store_chunk_into};
 use tsz::stream::{BufferedReader, BufferedWriter};
 use tsz::{DataPoint, Decode, Encode, StdDecoder, StdEncoder};
 
@@ -193,6 +194,48 @@ fn bench_values(c: &mut C) {
     g.finish();
 }
 
+fn bench_store(c: &mut C) {
+    let s = series();
+    let mut g = c.benchmark_group("store");
+    for size in [CHUNK, 2048] {
+        let ch: Vec<(&[i64], &[f64])> = s.iter().flat_map(|(t, v)| t.chunks(size).zip(v.chunks(size))).collect();
+        let n: usize = ch.iter().map(|c| c.0.len()).sum();
+        let enc: Vec<Vec<u8>> = ch
+            .iter()
+            .map(|(t, v)| {
+                let mut out = Vec::new();
+                encode_store_chunk_into(t, v, &mut out).unwrap();
+                out
+            })
+            .collect();
+        let bytes: usize = enc.iter().map(|b| b.len()).sum();
+        eprintln!("store {size}: {n} samples, {:.3} bytes/sample", bytes as f64 / n as f64);
+        g.throughput(Throughput::Elements(n as u64));
+        let mut out = Vec::with_capacity(bytes * 2);
+        g.bench_function(BenchmarkId::new("encode", size), |b| {
+            b.iter(|| {
+                out.clear();
+                for (t, v) in &ch {
+                    encode_store_chunk_into(t, v, &mut out).unwrap();
+                }
+                black_box(&out);
+            })
+        });
+        let (mut ts, mut vs) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        g.bench_function(BenchmarkId::new("decode", size), |b| {
+            b.iter(|| {
+                ts.clear();
+                vs.clear();
+                for e in &enc {
+                    decode_store_chunk(e, &mut ts, &mut vs).unwrap();
+                }
+                black_box((&ts, &vs));
+            })
+        });
+    }
+    g.finish();
+}
+
 // The macro generates an undocumented function.
 #[allow(missing_docs)]
 mod group {
@@ -200,7 +243,7 @@ mod group {
     criterion_group! {
         name = benches;
         config = Criterion::default().with_measurement(CpuTime(WallTime));
-        targets = bench_gorilla, bench_values
+        targets = bench_gorilla, bench_values, bench_store
     }
 }
 use group::benches;
