@@ -2,10 +2,16 @@
 //! `prompb/types.proto`), snappy block-compressed, decoded into a [`Batch`].
 //!
 //! Only the fields remote write 1.0 senders fill for float samples are declared (labels,
-//! samples, metadata); prost skips the others (exemplars, native histograms), which are
-//! counted as not supported by the caller when present.
+//! samples, metadata); the others (exemplars, native histograms) are skipped. [`decode`] reads
+//! the protobuf in place and keeps, per thread, the label sets it has decoded (at most 2^20
+//! series or 128 MiB of keys per thread, then emptied), so a series sent again costs a hash
+//! and a comparison.
 
-use telemetry_core::{LabelsBuilder, Metadata, MetricType};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use telemetry_core::{Fingerprint, Labels, LabelsBuilder, Metadata, MetricType};
 
 use crate::batch::Batch;
 
@@ -125,6 +131,7 @@ fn decode_raw(raw: &[u8]) -> Result<Batch, RemoteWriteError> {
     let mut index = 0usize;
     let mut pairs: Vec<(&str, &str)> = Vec::new();
     let mut samples: Vec<(i64, f64)> = Vec::new();
+    let mut key: Vec<u8> = Vec::new();
     while !r.done() {
         let (field, wire) = r.key()?;
         match (field, wire) {
@@ -132,15 +139,27 @@ fn decode_raw(raw: &[u8]) -> Result<Batch, RemoteWriteError> {
                 let (msg, base) = r.bytes()?;
                 pairs.clear();
                 samples.clear();
-                read_series(msg, base, index, &mut pairs, &mut samples)?;
-                let mut lb = LabelsBuilder::new();
-                for (n, v) in &pairs {
-                    lb.push(n, v);
-                }
-                let labels = lb.build().map_err(|e| RemoteWriteError::Series { index, message: e.to_string() })?;
-                if labels.metric_name().is_none() {
-                    return Err(RemoteWriteError::Series { index, message: format!("{labels}: no __name__ label") });
-                }
+                key.clear();
+                read_series(msg, base, index, &mut pairs, &mut samples, &mut key)?;
+                let labels = match LABELS_CACHE.with_borrow(|c| c.get(&key[..]).cloned()) {
+                    Some(l) => l,
+                    None => {
+                        let mut lb = LabelsBuilder::new();
+                        for (n, v) in &pairs {
+                            lb.push(n, v);
+                        }
+                        let labels =
+                            lb.build().map_err(|e| RemoteWriteError::Series { index, message: e.to_string() })?;
+                        if labels.metric_name().is_none() {
+                            return Err(RemoteWriteError::Series {
+                                index,
+                                message: format!("{labels}: no __name__ label"),
+                            });
+                        }
+                        LABELS_CACHE.with_borrow_mut(|c| c.insert(&key, &labels));
+                        labels
+                    }
+                };
                 if !samples.is_empty() {
                     let s = b.add_series(labels);
                     b.samples.reserve(samples.len());
@@ -173,14 +192,64 @@ fn decode_raw(raw: &[u8]) -> Result<Batch, RemoteWriteError> {
     Ok(b)
 }
 
+/// Label sets already decoded on this thread, by the bytes of their `Label` messages: a
+/// sender writes a series' labels the same way in every request, so a known series costs a
+/// hash and a comparison instead of building and validating its labels again. Bounded: it is
+/// emptied when it holds [`CACHE_MAX_SERIES`] series or [`CACHE_MAX_KEY_BYTES`] of keys.
+struct LabelsCache {
+    map: HashMap<Box<[u8]>, Labels, BuildHasherDefault<KeyHasher>>,
+    key_bytes: usize,
+}
+
+/// Most series one thread's [`LabelsCache`] holds.
+const CACHE_MAX_SERIES: usize = 1 << 20;
+/// Most key bytes one thread's [`LabelsCache`] holds.
+const CACHE_MAX_KEY_BYTES: usize = 128 << 20;
+
+impl LabelsCache {
+    fn get(&self, key: &[u8]) -> Option<&Labels> {
+        self.map.get(key)
+    }
+
+    fn insert(&mut self, key: &[u8], labels: &Labels) {
+        if self.map.len() >= CACHE_MAX_SERIES || self.key_bytes + key.len() > CACHE_MAX_KEY_BYTES {
+            self.map.clear();
+            self.key_bytes = 0;
+        }
+        self.key_bytes += key.len();
+        self.map.insert(key.into(), labels.clone());
+    }
+}
+
+thread_local! {
+    static LABELS_CACHE: RefCell<LabelsCache> =
+        RefCell::new(LabelsCache { map: HashMap::default(), key_bytes: 0 });
+}
+
+/// xxHash64 of the key bytes (the map hashes a `Box<[u8]>` as its length, then its bytes).
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = Fingerprint::of_key_bytes(bytes).as_u64() ^ self.0.rotate_left(5);
+    }
+}
+
 /// One `TimeSeries` message: its labels (`Label` messages, field 1) and float samples
-/// (`Sample` messages, field 2), in wire order; other fields skipped.
+/// (`Sample` messages, field 2), in wire order; other fields skipped. `key` receives the
+/// series' `Label` messages, each behind its length, as the [`LabelsCache`] key.
 fn read_series<'a>(
     msg: &'a [u8],
     base: usize,
     index: usize,
     pairs: &mut Vec<(&'a str, &'a str)>,
     samples: &mut Vec<(i64, f64)>,
+    key: &mut Vec<u8>,
 ) -> Result<(), RemoteWriteError> {
     let mut r = Reader { buf: msg, pos: 0, base };
     while !r.done() {
@@ -188,6 +257,8 @@ fn read_series<'a>(
         match (field, wire) {
             (1, WIRE_LEN) => {
                 let (lmsg, lbase) = r.bytes()?;
+                key.extend_from_slice(&(lmsg.len() as u32).to_le_bytes());
+                key.extend_from_slice(lmsg);
                 let mut l = Reader { buf: lmsg, pos: 0, base: lbase };
                 let (mut name, mut value) = ("", "");
                 while !l.done() {
@@ -331,7 +402,6 @@ pub fn encode(req: &WriteRequest) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
-    use telemetry_core::Labels;
 
     use super::*;
 
@@ -420,6 +490,9 @@ mod tests {
         let b = decode_raw(&raw).unwrap();
         assert_eq!(b.series[0].to_string(), r#"up{job="x"}"#);
         assert_eq!((b.samples[0].timestamp_ms, b.samples[0].value), (7, 1.5));
+        // Again: now from the thread's label cache, the same.
+        let again = decode_raw(&raw).unwrap();
+        assert_eq!((&again.series, &again.samples), (&b.series, &b.samples));
         // Truncated anywhere: an error naming a byte offset, never a panic.
         for cut in 0..raw.len() - 2 {
             if let Err(e) = decode_raw(&raw[..cut]) {
