@@ -15,8 +15,11 @@
 //!   [`XorChunk::decode_into`] / [`decode_xor_chunk`].
 //! - The adaptive store chunk ([`store`]): [`encode_store_chunk`] / [`encode_store_chunk_into`]
 //!   and [`decode_store_chunk`]; one encoding byte in front, then the smallest of several
-//!   encodings (regular, grid, delta-of-delta or packed timestamps; constant, Gorilla XOR or
-//!   ALP-scaled integer deltas for values), at most [`STORE_MAX_SAMPLES`] samples per chunk.
+//!   encodings (regular timestamps, or a grid with packed jitter offsets, or packed deltas;
+//!   constant values, Gorilla XOR, or integers — decimals as `d / 10^e`, or the raw bits —
+//!   differenced and bit-packed with per-block widths, exponential-Golomb or sparse exceptions),
+//!   at most [`STORE_MAX_SAMPLES`] samples per chunk. [`store_chunk_layout`] reports where a
+//!   chunk's bytes go.
 //!   [`store::encode_store_chunk_xor`] writes a plain Prometheus XOR chunk behind its encoding
 //!   byte instead.
 //! - One error type, [`ChunkError`].
