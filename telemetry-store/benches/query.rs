@@ -1,7 +1,7 @@
 //! Query read speed over rollup tiers.
 //!
-//! - `2y-1h`: a 2-year range at 1-hour resolution over 1,000 series (target < 100 ms): 105
-//!   one-hour blocks of 7 days (the default tier layout), 17,520 points per series;
+//! - `2y-1h`: a 2-year range at 1-hour resolution over 1,000 series (target < 100 ms): the
+//!   one-hour blocks of the default tier layout, 17,520 points per series;
 //! - `24h-1m`: the last 24 hours at 1-minute resolution over 1,000 series (target < 50 ms):
 //!   two one-minute blocks of a day each, 1,440 points per series in the range.
 //!
@@ -12,7 +12,11 @@
 //! Variants: no function (the bucket average: sum and count are read), `max_over_time` (one
 //! aggregate) and `rate` (the counter as a running total).
 //!
+//! Besides criterion's wall-time figures it prints, per case, the median of 7 reads by wall
+//! time and by the reading thread's CPU time (on a loaded machine the latter is the cost).
+//!
 //! Run: `cargo bench -p telemetry-store --bench query -- --warm-up-time 1 --measurement-time 3`
+//! (`QUERY_BENCH_DIR=<dir>` keeps the blocks between runs).
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
@@ -86,25 +90,54 @@ fn write_rollup_block(dir: &Path, res: i64, a: i64, b: i64) {
     w.finish(a, b, BlockCompaction::default()).unwrap();
 }
 
+/// The 1-hour tier's block range: the default configuration's (`QUERY_BENCH_HOUR_BLOCK_DAYS`
+/// overrides it, to compare layouts).
+fn hour_block_range() -> i64 {
+    std::env::var("QUERY_BENCH_HOUR_BLOCK_DAYS")
+        .ok()
+        .and_then(|d| d.parse::<i64>().ok())
+        .map(|d| d * DAY)
+        .unwrap_or(TierConfig::default().tiers[1].block_range_ms)
+}
+
+/// Nanoseconds this thread has run on a CPU (`/proc/thread-self/schedstat`, first field): on
+/// a loaded 2-core machine wall time overstates cost, the thread's CPU time does not.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
 struct Store {
-    _tmp: tempfile::TempDir,
+    _tmp: Option<tempfile::TempDir>,
     blocks: Vec<Arc<Block>>,
     metas: Vec<BlockMeta>,
 }
 
 fn build() -> Store {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("blocks");
+    // QUERY_BENCH_DIR keeps the blocks between runs (written when the directory is empty).
+    let (tmp, dir) = match std::env::var_os("QUERY_BENCH_DIR") {
+        Some(d) => (None, Path::new(&d).join("blocks")),
+        None => {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("blocks");
+            (Some(tmp), dir)
+        }
+    };
     let t = std::time::Instant::now();
-    // 1-hour tier: 2 years + one week of 7-day blocks ending at NOW.
-    let mut a = NOW - 735 * DAY;
-    while a < NOW {
-        write_rollup_block(&dir, H, a, a + 7 * DAY);
-        a += 7 * DAY;
+    if open_blocks(&dir).map(|b| b.is_empty()).unwrap_or(true) {
+        // 1-hour tier: 2 years and a bit of blocks of the default range ending at NOW.
+        let range = hour_block_range();
+        let mut a = NOW - (730 * DAY + range - 1) / range * range;
+        while a < NOW {
+            write_rollup_block(&dir, H, a, a + range);
+            a += range;
+        }
+        // 1-minute tier: the last two days.
+        write_rollup_block(&dir, M, NOW - 2 * DAY, NOW - DAY);
+        write_rollup_block(&dir, M, NOW - DAY, NOW);
     }
-    // 1-minute tier: the last two days.
-    write_rollup_block(&dir, M, NOW - 2 * DAY, NOW - DAY);
-    write_rollup_block(&dir, M, NOW - DAY, NOW);
     let blocks: Vec<Arc<Block>> = open_blocks(&dir).unwrap().into_iter().map(Arc::new).collect();
     let metas: Vec<BlockMeta> = blocks.iter().map(|b| b.meta().clone()).collect();
     let bytes: u64 = metas.iter().map(|m| m.stats.bytes).sum();
@@ -156,6 +189,16 @@ fn bench(c: &mut Criterion) {
             assert_eq!(series, SERIES);
             assert!(points >= SERIES * (per_series - 1), "{name}: {points} points");
             let id = format!("{name}/{}", func.unwrap_or("avg"));
+            let (mut wall, mut cpu) = (vec![], vec![]);
+            for _ in 0..7 {
+                let (w0, c0) = (std::time::Instant::now(), thread_cpu_ns());
+                std::hint::black_box(read(&store, &hints, &matchers));
+                wall.push(w0.elapsed().as_secs_f64() * 1e3);
+                cpu.push((thread_cpu_ns() - c0) as f64 / 1e6);
+            }
+            wall.sort_by(f64::total_cmp);
+            cpu.sort_by(f64::total_cmp);
+            eprintln!("{id}: median of 7: {:.1} ms wall, {:.1} ms thread CPU ({points} points)", wall[3], cpu[3]);
             g.bench_function(id, |b| b.iter(|| read(&store, &hints, &matchers)));
         }
     }

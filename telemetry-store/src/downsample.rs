@@ -9,9 +9,10 @@
 
 use std::sync::Arc;
 
-use telemetry_core::{Labels, SampleBatch};
+use telemetry_core::{Labels, Matcher, SampleBatch, matches_all};
+use telemetry_index::IndexReader;
 
-use crate::block::{Aggr, Block, BlockCompaction, BlockError, BlockMeta, BlockWriter};
+use crate::block::{Aggr, Block, BlockCompaction, BlockError, BlockMeta, BlockWriter, ChunkRef, INDEX_FILE};
 use crate::rollup::Rollups;
 
 /// How far before a raw rollup range the builder looks for each series' previous sample (the
@@ -22,67 +23,6 @@ pub const COUNTER_LOOKBACK_MS: i64 = 3_600_000;
 
 /// The five rollup aggregates in the order [`Rollups`] holds them.
 pub(crate) const ROLLUP_AGGRS: [Aggr; 5] = [Aggr::Count, Aggr::Sum, Aggr::Min, Aggr::Max, Aggr::Counter];
-
-/// Selects `aggr` over `[mint, maxt]` from every block and merges the series by labels;
-/// samples of one series from several blocks are merged in time order, the first block's
-/// sample winning on equal timestamps (blocks are given in (min_time, id) order).
-pub(crate) fn select_merged(
-    blocks: &[&Block],
-    mint: i64,
-    maxt: i64,
-    aggr: Aggr,
-) -> Result<Vec<(Labels, SampleBatch)>, BlockError> {
-    let mut all: Vec<(Labels, SampleBatch)> = Vec::new();
-    for b in blocks {
-        merge_sorted_run(&mut all, b.select(&[], mint, maxt, aggr)?);
-    }
-    Ok(all)
-}
-
-/// Merges `run` (sorted by labels, from a block later in time) into `acc` (sorted by labels):
-/// a series in both gets `run`'s samples merged after its own (`acc` wins on equal
-/// timestamps). Linear in the two lengths.
-pub(crate) fn merge_sorted_run(acc: &mut Vec<(Labels, SampleBatch)>, run: Vec<(Labels, SampleBatch)>) {
-    if acc.is_empty() {
-        *acc = run;
-        return;
-    }
-    let old = std::mem::take(acc);
-    let mut a = old.into_iter().peekable();
-    let mut b = run.into_iter().peekable();
-    loop {
-        let ord = match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) => x.0.cmp(&y.0),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => break,
-        };
-        match ord {
-            std::cmp::Ordering::Less => acc.extend(a.next()),
-            std::cmp::Ordering::Greater => acc.extend(b.next()),
-            std::cmp::Ordering::Equal => {
-                if let (Some(mut x), Some(y)) = (a.next(), b.next()) {
-                    merge_into(&mut x.1, &y.1);
-                    acc.push(x);
-                }
-            }
-        }
-    }
-}
-
-/// Merges a list of (labels, batch) with possible repeats of a series (stable sort by labels;
-/// earlier entries win on equal timestamps).
-pub(crate) fn merge_series(mut all: Vec<(Labels, SampleBatch)>) -> Vec<(Labels, SampleBatch)> {
-    all.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut out: Vec<(Labels, SampleBatch)> = Vec::with_capacity(all.len());
-    for (labels, batch) in all {
-        match out.last_mut() {
-            Some((l, acc)) if *l == labels => merge_into(acc, &batch),
-            _ => out.push((labels, batch)),
-        }
-    }
-    out
-}
 
 /// Merges `b` into `acc` by timestamp; `acc` wins on equal timestamps.
 fn merge_into(acc: &mut SampleBatch, b: &SampleBatch) {
@@ -113,105 +53,192 @@ fn merge_into(acc: &mut SampleBatch, b: &SampleBatch) {
     *acc = out;
 }
 
-/// Builds rollups at `resolution_ms` for the range `[a, b)` from raw `sources`.
+/// Walks the series of several blocks in label order (each block's series references are in
+/// label order), yielding each series once with the chunk references it has in every block.
+/// Only one series is in memory at a time: building a rollup block and answering a query both
+/// stream through it.
+pub(crate) struct SeriesMerge<'a> {
+    blocks: &'a [&'a Block],
+    matchers: &'a [Matcher],
+    refs: Vec<Vec<u32>>,
+    pos: Vec<usize>,
+    heads: Vec<Option<(Labels, Vec<ChunkRef>)>>,
+    /// Skip series with no chunk of these kinds overlapping `[mint, maxt]`.
+    aggrs: &'a [Aggr],
+    mint: i64,
+    maxt: i64,
+}
+
+impl<'a> SeriesMerge<'a> {
+    /// Series of `blocks` matching `matchers` (all for none) with a chunk of one of `aggrs`
+    /// overlapping `[mint, maxt]`.
+    pub(crate) fn new(
+        blocks: &'a [&'a Block],
+        matchers: &'a [Matcher],
+        aggrs: &'a [Aggr],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Self, BlockError> {
+        let mut refs = Vec::with_capacity(blocks.len());
+        for b in blocks {
+            refs.push(if matchers.is_empty() {
+                (0..b.num_series()).collect()
+            } else {
+                b.index()
+                    .postings_for_matchers(matchers)
+                    .map_err(|source| BlockError::Index { path: b.dir().join(INDEX_FILE), source })?
+                    .into_vec()
+            });
+        }
+        let n = blocks.len();
+        let mut m = SeriesMerge { blocks, matchers, refs, pos: vec![0; n], heads: vec![None; n], aggrs, mint, maxt };
+        for i in 0..n {
+            m.advance(i)?;
+        }
+        Ok(m)
+    }
+
+    fn advance(&mut self, i: usize) -> Result<(), BlockError> {
+        self.heads[i] = None;
+        while let Some(&r) = self.refs[i].get(self.pos[i]) {
+            self.pos[i] += 1;
+            let (labels, crefs) = self.blocks[i].series(r)?;
+            let wanted =
+                crefs.iter().any(|c| self.aggrs.contains(&c.aggr) && c.max_t >= self.mint && c.min_t <= self.maxt);
+            if wanted && matches_all(self.matchers, &labels) {
+                self.heads[i] = Some((labels, crefs));
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The next series: its labels and, per block holding it (by index into `blocks`), its
+    /// chunk references.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn next_series(&mut self) -> Result<Option<(Labels, Vec<(usize, Vec<ChunkRef>)>)>, BlockError> {
+        let Some(min) = self.heads.iter().flatten().map(|(l, _)| l).min().cloned() else {
+            return Ok(None);
+        };
+        let mut parts = Vec::new();
+        for i in 0..self.heads.len() {
+            if self.heads[i].as_ref().is_some_and(|(l, _)| *l == min) {
+                if let Some((_, crefs)) = self.heads[i].take() {
+                    parts.push((i, crefs));
+                }
+                self.advance(i)?;
+            }
+        }
+        Ok(Some((min, parts)))
+    }
+}
+
+/// Reads kind `aggr` over `[mint, maxt]` from each block part of one series into `out`
+/// (cleared first), in block order; parts after the first are merged by timestamp (earlier
+/// blocks win) when they overlap what is already there. `capacity` is reserved up front.
+pub(crate) fn read_parts(
+    blocks: &[&Block],
+    parts: &[(usize, Vec<ChunkRef>)],
+    aggr: Aggr,
+    mint: i64,
+    maxt: i64,
+    capacity: usize,
+    out: &mut SampleBatch,
+) -> Result<(), BlockError> {
+    out.clear();
+    out.timestamps.reserve(capacity);
+    out.values.reserve(capacity);
+    let mut tmp = SampleBatch::default();
+    for (i, crefs) in parts {
+        let b = blocks[*i];
+        let first =
+            crefs.iter().filter(|c| c.aggr == aggr && c.max_t >= mint && c.min_t <= maxt).map(|c| c.min_t).min();
+        match (first, out.timestamps.last()) {
+            (None, _) => {}
+            (Some(f), Some(&last)) if f <= last => {
+                tmp.clear();
+                b.read_series(crefs, aggr, mint, maxt, &mut tmp)?;
+                merge_into(out, &tmp);
+            }
+            _ => b.read_series(crefs, aggr, mint, maxt, out)?,
+        }
+    }
+    Ok(())
+}
+
+/// Streams rollups at `resolution_ms` for `[a, b)` built from raw `sources` into `sink`.
 pub(crate) fn rollups_from_raw(
     sources: &[&Block],
     resolution_ms: i64,
     a: i64,
     b: i64,
-) -> Result<Vec<(Labels, Rollups)>, BlockError> {
+    sink: &mut dyn FnMut(&Labels, &Rollups) -> Result<(), BlockError>,
+) -> Result<(), BlockError> {
     let lo = a - resolution_ms; // exclusive
     let hi = b - resolution_ms; // inclusive
-    let merged = select_merged(sources, lo - COUNTER_LOOKBACK_MS, hi, Aggr::Raw)?;
-    let mut out = Vec::with_capacity(merged.len());
-    for (labels, batch) in merged {
+    let mut merge = SeriesMerge::new(sources, &[], &[Aggr::Raw], lo + 1, hi)?;
+    let mut batch = SampleBatch::default();
+    while let Some((labels, parts)) = merge.next_series()? {
+        read_parts(sources, &parts, Aggr::Raw, lo - COUNTER_LOOKBACK_MS, hi, 0, &mut batch)?;
         let k = batch.timestamps.partition_point(|&t| t <= lo);
         let prev = batch.values[..k].iter().rev().copied().find(|v| !v.is_nan());
         let mut r = Rollups::from_raw(&batch.timestamps[k..], &batch.values[k..], resolution_ms, prev)
             .map_err(|e| BlockError::InvalidSamples { series: labels.to_string(), reason: e.to_string() })?;
         r.retain_range(a, b);
         if !r.is_empty() {
-            out.push((labels, r));
+            sink(&labels, &r)?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-/// Reads the five aggregates of rollup `blocks` over `[mint, maxt]`, joined per series.
-pub(crate) fn read_rollups(
-    blocks: &[&Block],
-    resolution_ms: i64,
-    mint: i64,
-    maxt: i64,
-) -> Result<Vec<(Labels, Rollups)>, BlockError> {
-    let mut cols: Vec<Vec<(Labels, SampleBatch)>> = Vec::with_capacity(5);
-    for aggr in ROLLUP_AGGRS {
-        cols.push(select_merged(blocks, mint, maxt, aggr)?);
-    }
-    let mut out = Vec::with_capacity(cols[0].len());
-    let mut iters: Vec<_> = cols.into_iter().map(|c| c.into_iter().peekable()).collect();
-    let [count, sum, min, max, counter] = &mut iters[..] else {
-        return Ok(out); // ok: five columns were pushed above
-    };
-    for (labels, c) in count {
-        let take = |it: &mut std::iter::Peekable<std::vec::IntoIter<(Labels, SampleBatch)>>| {
-            while it.peek().is_some_and(|(l, _)| *l < labels) {
-                it.next();
-            }
-            match it.peek() {
-                Some((l, _)) if *l == labels => it.next().map(|x| x.1),
-                _ => None,
-            }
-        };
-        let (s, mn, mx, ct) = (take(sum), take(min), take(max), take(counter));
-        let column = |x: Option<SampleBatch>, name: &str| -> Result<Vec<f64>, BlockError> {
-            match x {
-                Some(b) if b.timestamps == c.timestamps => Ok(b.values),
-                _ => Err(BlockError::InvalidSamples {
-                    series: labels.to_string(),
-                    reason: format!("rollup aggregate {name} does not share the count's timestamps"),
-                }),
-            }
-        };
-        let r = Rollups {
-            resolution_ms,
-            sum: column(s, "sum")?,
-            min: column(mn, "min")?,
-            max: column(mx, "max")?,
-            counter: column(ct, "counter")?,
-            count: c.values,
-            timestamps: c.timestamps,
-        };
-        out.push((labels, r));
-    }
-    Ok(out)
-}
-
-/// Builds rollups at `resolution_ms` for `[a, b)` from rollup `sources` (a finer tier).
+/// Streams rollups at `resolution_ms` for `[a, b)` built from rollup `sources` (a finer
+/// tier of `source_resolution_ms`) into `sink`.
 pub(crate) fn rollups_from_rollups(
     sources: &[&Block],
     source_resolution_ms: i64,
     resolution_ms: i64,
     a: i64,
     b: i64,
-) -> Result<Vec<(Labels, Rollups)>, BlockError> {
-    let fine = read_rollups(sources, source_resolution_ms, a - resolution_ms + 1, b - resolution_ms)?;
-    let mut out = Vec::with_capacity(fine.len());
-    for (labels, f) in fine {
-        let mut r = f
+    sink: &mut dyn FnMut(&Labels, &Rollups) -> Result<(), BlockError>,
+) -> Result<(), BlockError> {
+    let (mint, maxt) = (a - resolution_ms + 1, b - resolution_ms);
+    let mut merge = SeriesMerge::new(sources, &[], &ROLLUP_AGGRS, mint, maxt)?;
+    let mut cols: [SampleBatch; 5] = Default::default();
+    while let Some((labels, parts)) = merge.next_series()? {
+        for (aggr, col) in ROLLUP_AGGRS.iter().zip(cols.iter_mut()) {
+            read_parts(sources, &parts, *aggr, mint, maxt, 0, col)?;
+        }
+        let [count, sum, min, max, counter] = &cols;
+        if [sum, min, max, counter].iter().any(|c| c.timestamps != count.timestamps) {
+            return Err(BlockError::InvalidSamples {
+                series: labels.to_string(),
+                reason: "rollup aggregates do not share their timestamps".into(),
+            });
+        }
+        let fine = Rollups {
+            resolution_ms: source_resolution_ms,
+            timestamps: count.timestamps.clone(),
+            count: count.values.clone(),
+            sum: sum.values.clone(),
+            min: min.values.clone(),
+            max: max.values.clone(),
+            counter: counter.values.clone(),
+        };
+        let mut r = fine
             .coarsen(resolution_ms)
             .map_err(|e| BlockError::InvalidSamples { series: labels.to_string(), reason: e.to_string() })?;
         r.retain_range(a, b);
         if !r.is_empty() {
-            out.push((labels, r));
+            sink(&labels, &r)?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Writes one rollup block for `[a, b)` from `sources` (raw when `source_resolution_ms` is 0),
 /// recording `lineage` as its `compaction.sources`. Returns `None` (writing nothing) when the
-/// sources hold no data for the range.
+/// sources hold no data for the range. Series are streamed one at a time.
 pub(crate) fn build_block(
     blocks_dir: &std::path::Path,
     sources: &[Arc<Block>],
@@ -222,16 +249,12 @@ pub(crate) fn build_block(
     lineage: Vec<String>,
 ) -> Result<Option<BlockMeta>, BlockError> {
     let refs: Vec<&Block> = sources.iter().map(|b| b.as_ref()).collect();
-    let series = if source_resolution_ms == 0 {
-        rollups_from_raw(&refs, resolution_ms, a, b)?
-    } else {
-        rollups_from_rollups(&refs, source_resolution_ms, resolution_ms, a, b)?
-    };
-    if series.is_empty() {
-        return Ok(None);
-    }
-    let mut w = BlockWriter::new(blocks_dir, resolution_ms)?;
-    for (labels, r) in &series {
+    let mut writer: Option<BlockWriter> = None;
+    let mut sink = |labels: &Labels, r: &Rollups| -> Result<(), BlockError> {
+        let w = match &mut writer {
+            Some(w) => w,
+            None => writer.insert(BlockWriter::new(blocks_dir, resolution_ms)?),
+        };
         let ts = &r.timestamps[..];
         w.add_series(
             labels,
@@ -242,10 +265,17 @@ pub(crate) fn build_block(
                 (Aggr::Max, ts, &r.max),
                 (Aggr::Counter, ts, &r.counter),
             ],
-        )?;
+        )
+    };
+    if source_resolution_ms == 0 {
+        rollups_from_raw(&refs, resolution_ms, a, b, &mut sink)?;
+    } else {
+        rollups_from_rollups(&refs, source_resolution_ms, resolution_ms, a, b, &mut sink)?;
     }
-    let meta = w.finish(a, b, BlockCompaction { level: 1, sources: lineage })?;
-    Ok(Some(meta))
+    match writer {
+        Some(w) => Ok(Some(w.finish(a, b, BlockCompaction { level: 1, sources: lineage })?)),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -257,30 +287,11 @@ mod tests {
     }
 
     #[test]
-    fn merge_runs() {
-        let l = Labels::from_pairs([("__name__", "x")]).unwrap();
-        let m = Labels::from_pairs([("__name__", "y")]).unwrap();
-        let n = Labels::from_pairs([("__name__", "z")]).unwrap();
-        let mut acc = vec![(l.clone(), batch(&[1, 2], &[1.0, 2.0])), (n.clone(), batch(&[1], &[1.0]))];
-        merge_sorted_run(&mut acc, vec![(l.clone(), batch(&[2, 3], &[20.0, 3.0])), (m.clone(), batch(&[5], &[5.0]))]);
-        assert_eq!(
-            acc,
-            vec![(l, batch(&[1, 2, 3], &[1.0, 2.0, 3.0])), (m, batch(&[5], &[5.0])), (n, batch(&[1], &[1.0])),]
-        );
-    }
-
-    #[test]
-    fn merge_prefers_first_and_sorts() {
-        let l = Labels::from_pairs([("__name__", "x")]).unwrap();
-        let m = Labels::from_pairs([("__name__", "y")]).unwrap();
-        let merged = merge_series(vec![
-            (m.clone(), batch(&[1], &[1.0])),
-            (l.clone(), batch(&[1, 3, 5], &[1.0, 3.0, 5.0])),
-            (l.clone(), batch(&[2, 3, 6], &[2.0, 30.0, 6.0])),
-        ]);
-        assert_eq!(merged.len(), 2);
-        assert_eq!(merged[0].0, l);
-        assert_eq!(merged[0].1, batch(&[1, 2, 3, 5, 6], &[1.0, 2.0, 3.0, 5.0, 6.0]));
-        assert_eq!(merged[1].0, m);
+    fn merge_into_prefers_first_and_sorts() {
+        let mut acc = batch(&[1, 3, 5], &[1.0, 3.0, 5.0]);
+        merge_into(&mut acc, &batch(&[2, 3, 6], &[2.0, 30.0, 6.0]));
+        assert_eq!(acc, batch(&[1, 2, 3, 5, 6], &[1.0, 2.0, 3.0, 5.0, 6.0]));
+        merge_into(&mut acc, &batch(&[7], &[7.0]));
+        assert_eq!(acc.timestamps, vec![1, 2, 3, 5, 6, 7]);
     }
 }

@@ -50,7 +50,7 @@ use std::sync::Arc;
 use telemetry_core::{Labels, Matcher, SampleBatch, SelectHints};
 
 use crate::block::{Aggr, Block, BlockError, BlockMeta, delete_block};
-use crate::downsample::{COUNTER_LOOKBACK_MS, build_block, merge_series, merge_sorted_run};
+use crate::downsample::{COUNTER_LOOKBACK_MS, SeriesMerge, build_block, read_parts};
 
 const DAY: i64 = 86_400_000;
 
@@ -73,7 +73,8 @@ pub struct TierConfig {
     /// Raw blocks are kept this long (default 15 days).
     pub raw_retention_ms: i64,
     /// Rollup tiers, finest first (default 1 minute for 90 days in 1-day blocks, 1 hour for
-    /// 2 years in 7-day blocks).
+    /// 2 years in 28-day blocks: 672 points per series and aggregate, so a 2-year read decodes
+    /// 27 chunks per series, not 105 as with 7-day blocks).
     pub tiers: Vec<Tier>,
 }
 
@@ -83,7 +84,7 @@ impl Default for TierConfig {
             raw_retention_ms: 15 * DAY,
             tiers: vec![
                 Tier { resolution_ms: 60_000, retention_ms: 90 * DAY, block_range_ms: DAY },
-                Tier { resolution_ms: 3_600_000, retention_ms: 730 * DAY, block_range_ms: 7 * DAY },
+                Tier { resolution_ms: 3_600_000, retention_ms: 730 * DAY, block_range_ms: 28 * DAY },
             ],
         }
     }
@@ -507,9 +508,10 @@ pub fn rollup_samples(
     rollup_samples_blocks(func, &[block], matchers, mint, maxt)
 }
 
-/// The samples answering `func` from rollup `blocks` of one tier (in time order; overlapping
-/// blocks are merged, the first winning), per series sorted by labels, over `[mint, maxt]`
-/// (aggregates per [`aggregates_for`]).
+/// The samples answering `func` from rollup `blocks` of one tier (any order: they are read
+/// in time order; overlapping blocks are merged, the earlier winning), per series sorted by
+/// labels, over `[mint, maxt]` (aggregates per [`aggregates_for`]). Series are read one at a
+/// time from all blocks, each into one allocation.
 ///
 /// For the counter functions the per-bucket increases are summed into a running total
 /// across all `blocks`, anchored so that its last value equals the last bucket's max (the
@@ -526,70 +528,57 @@ pub fn rollup_samples_blocks(
     mint: i64,
     maxt: i64,
 ) -> Result<Vec<(Labels, SampleBatch)>, BlockError> {
-    let select = |aggr: Aggr| -> Result<Vec<(Labels, SampleBatch)>, BlockError> {
-        let mut all = Vec::new();
-        for b in blocks {
-            merge_sorted_run(&mut all, b.select(matchers, mint, maxt, aggr)?);
-        }
-        Ok(all)
-    };
-    match aggregates_for(func) {
-        [Aggr::Counter] => {
-            let mut series = select(Aggr::Counter)?;
-            // The last bucket's max anchors the running total.
-            let last_max = match blocks.iter().map(|b| b.meta().max_time).max() {
-                Some(end) => {
-                    let mut all = Vec::new();
-                    for b in blocks.iter().filter(|b| b.meta().max_time == end) {
-                        all.extend(b.select(matchers, mint.max(b.meta().min_time), maxt, Aggr::Max)?);
+    let mut order: Vec<&Block> = blocks.to_vec();
+    order.sort_by(|x, y| (x.meta().min_time, &x.meta().id).cmp(&(y.meta().min_time, &y.meta().id)));
+    let aggrs = aggregates_for(func);
+    let mut merge = SeriesMerge::new(&order, matchers, aggrs, mint, maxt)?;
+    let mut out = Vec::new();
+    let mut aux = SampleBatch::default();
+    while let Some((labels, parts)) = merge.next_series()? {
+        // Room for every point the parts can hold in [mint, maxt] (rollup points are a
+        // resolution apart), so the batch is allocated once.
+        let capacity: usize = parts
+            .iter()
+            .map(|(i, _)| {
+                let m = order[*i].meta();
+                let span = maxt.min(m.max_time - 1).saturating_sub(mint.max(m.min_time));
+                if m.resolution_ms > 0 && span >= 0 { (span / m.resolution_ms + 1) as usize } else { 0 }
+            })
+            .sum();
+        let mut batch = SampleBatch::default();
+        read_parts(&order, &parts, aggrs[0], mint, maxt, capacity, &mut batch)?;
+        match aggrs {
+            [Aggr::Counter] => {
+                // The last bucket's max anchors the running total.
+                let last = batch.timestamps.last().copied();
+                let anchor = match last {
+                    Some(t) => {
+                        read_parts(&order, &parts, Aggr::Max, t, t, 1, &mut aux)?;
+                        aux.values.last().copied().filter(|_| aux.timestamps.last() == Some(&t))
                     }
-                    merge_series(all)
-                }
-                None => Vec::new(),
-            };
-            let mut anchors = last_max.into_iter().peekable();
-            for (labels, batch) in &mut series {
-                while anchors.peek().is_some_and(|(l, _)| l < labels) {
-                    anchors.next();
-                }
-                let anchor = match anchors.peek() {
-                    Some((l, b)) if l == labels && b.timestamps.last() == batch.timestamps.last() => {
-                        b.values.last().copied()
-                    }
-                    _ => None,
+                    None => None,
                 };
                 running_total(&mut batch.values, anchor);
             }
-            Ok(series)
-        }
-        [one] => select(*one),
-        _ => {
-            let sums = select(Aggr::Sum)?;
-            let counts = select(Aggr::Count)?;
-            let mut counts = counts.into_iter().peekable();
-            let mut out = Vec::with_capacity(sums.len());
-            for (labels, mut s) in sums {
-                while counts.peek().is_some_and(|(l, _)| *l < labels) {
-                    counts.next();
-                }
-                if let Some((l, c)) = counts.peek()
-                    && *l == labels
-                    && c.timestamps == s.timestamps
-                {
-                    for (v, n) in s.values.iter_mut().zip(&c.values) {
-                        *v /= *n;
-                    }
-                    out.push((labels, s));
-                } else {
+            [Aggr::Sum, Aggr::Count] => {
+                read_parts(&order, &parts, Aggr::Count, mint, maxt, capacity, &mut aux)?;
+                if aux.timestamps != batch.timestamps {
                     return Err(BlockError::InvalidSamples {
                         series: labels.to_string(),
                         reason: "rollup sum and count do not share timestamps".into(),
                     });
                 }
+                for (v, n) in batch.values.iter_mut().zip(&aux.values) {
+                    *v /= *n;
+                }
             }
-            Ok(out)
+            _ => {}
+        }
+        if !batch.is_empty() {
+            out.push((labels, batch));
         }
     }
+    Ok(out)
 }
 
 /// Turns per-bucket increases into a running total ending at `anchor` (or starting from the

@@ -22,8 +22,9 @@ const S: i64 = 1_000;
 const M: i64 = 60 * S;
 const H: i64 = 60 * M;
 const DAY: i64 = 24 * H;
-/// A Monday-independent start: a multiple of 7 days since the epoch (2025-06-05).
-const T0: i64 = 2891 * 7 * DAY;
+/// The start: a multiple of 28 days since the epoch (2025-06-05), so that the default 1-hour
+/// blocks (28 days) and the 7-day ones of the smaller tests align with it.
+const T0: i64 = 723 * 28 * DAY;
 const STEP: i64 = 10 * S;
 const RAW_BLOCK: i64 = 2 * H;
 
@@ -145,6 +146,8 @@ fn run(n_series: usize, days: i64) {
     let tmp = tempfile::tempdir().unwrap();
     let blocks_dir = tmp.path().join("blocks");
     let cfg = TierConfig::default();
+    let hb = cfg.tiers[1].block_range_ms; // 28 days
+    let hour_blocks = days * DAY / hb;
     let mut gens: Vec<Gen> = (0..n_series).map(Gen::new).collect();
     let end = T0 + days * DAY;
     let mut written = 0;
@@ -175,10 +178,10 @@ fn run(n_series: usize, days: i64) {
     let first_kept = raw.iter().map(|b| b.meta().min_time).min().unwrap();
     assert_eq!(first_kept, (raw_horizon - T0).div_euclid(RAW_BLOCK) * RAW_BLOCK + T0);
     assert_eq!(raw.len() as i64, (end - first_kept) / RAW_BLOCK);
-    // Every complete day has its 1-minute block, every complete week its 1-hour block.
+    // Every complete day has its 1-minute block, every complete 28 days their 1-hour block.
     assert_eq!(minute.len() as i64, days);
-    assert_eq!(hour.len() as i64, days / 7);
-    assert_eq!(written as i64, days + days / 7);
+    assert_eq!(hour.len() as i64, hour_blocks);
+    assert_eq!(written as i64, days + hour_blocks);
     for (i, b) in minute.iter().enumerate() {
         assert_eq!((b.meta().min_time, b.meta().max_time), (T0 + i as i64 * DAY, T0 + (i as i64 + 1) * DAY));
     }
@@ -189,10 +192,10 @@ fn run(n_series: usize, days: i64) {
         let mut g = Gen::new(s);
         let (mut ts, mut vs) = (Vec::new(), Vec::new());
         g.until(end, &mut ts, &mut vs);
-        for (res, tier_blocks, covered_to) in [(M, &minute, T0 + days * DAY), (H, &hour, T0 + days / 7 * 7 * DAY)] {
+        for (res, tier_blocks, covered_to) in [(M, &minute, T0 + days * DAY), (H, &hour, T0 + hour_blocks * hb)] {
             let want: BTreeMap<i64, [f64; 5]> =
                 expected(&ts, &vs, res).into_iter().filter(|(t, _)| *t >= T0 && *t < covered_to).collect();
-            let refs: Vec<&Arc<Block>> = tier_blocks.iter().copied().collect();
+            let refs: Vec<&Arc<Block>> = tier_blocks.to_vec();
             let got = read_back(&refs, s);
             assert_eq!(got.len(), want.len(), "series {s} resolution {res}: point count");
             for ((tg, g), (tw, w)) in got.iter().zip(&want) {
@@ -211,10 +214,10 @@ fn run(n_series: usize, days: i64) {
     let month = hints(T0, now, H, 0, None);
     assert_eq!(tier::route(&last_hour, &cfg, &metas), 0);
     assert_eq!(tier::route(&last_day, &cfg, &metas), M);
-    assert_eq!(tier::route(&month, &cfg, &metas), if days >= 7 { H } else { M });
+    assert_eq!(tier::route(&month, &cfg, &metas), if hour_blocks > 0 { H } else { M });
     let segs = tier::plan(&month, &cfg, &metas, T0, now);
-    if days >= 7 {
-        assert_eq!(segs[0], Segment { resolution_ms: H, mint: T0, maxt: T0 + days / 7 * 7 * DAY - H });
+    if hour_blocks > 0 {
+        assert_eq!(segs[0], Segment { resolution_ms: H, mint: T0, maxt: T0 + hour_blocks * hb - H });
     }
     let last = segs.last().unwrap();
     assert_eq!(*last, Segment { resolution_ms: 0, mint: end - M + 1, maxt: now });
@@ -242,7 +245,7 @@ fn run(n_series: usize, days: i64) {
     for (i, j) in [(0usize, timestamps.len() - 1), (10, 2000), (1439, 1441)] {
         let (b1, b2) = (timestamps[i], timestamps[j]);
         let window: Vec<f64> = ts.iter().zip(&vs).filter(|(t, _)| **t > b1 && **t <= b2).map(|(_, v)| *v).collect();
-        let start = ts.iter().zip(&vs).filter(|(t, v)| **t <= b1 && !v.is_nan()).map(|(_, v)| *v).last();
+        let start = ts.iter().zip(&vs).filter(|(t, v)| **t <= b1 && !v.is_nan()).map(|(_, v)| *v).next_back();
         let mut prev = start;
         let mut inc = 0.0;
         for v in window.into_iter().filter(|v| !v.is_nan()) {
@@ -278,14 +281,15 @@ fn thirty_days_1000_series() {
     run(1000, 30);
 }
 
-/// An out-of-order raw block arriving after its day was rolled up makes the day (and its
-/// week) be rebuilt with the new samples; the superseded rollups are deleted; a second run
+/// (1-hour blocks of 7 days here.) An out-of-order raw block arriving after its day was
+/// rolled up makes the day (and its week) be rebuilt with the new samples; the superseded rollups are deleted; a second run
 /// does nothing.
 #[test]
 fn late_block_rebuilds_rollups() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("blocks");
-    let cfg = TierConfig::default();
+    let mut cfg = TierConfig::default();
+    cfg.tiers[1].block_range_ms = 7 * DAY;
     let mut gens: Vec<Gen> = (0..2).map(Gen::new).collect();
     let end = T0 + 8 * DAY;
     let mut a = T0;
@@ -315,7 +319,8 @@ fn late_block_rebuilds_rollups() {
     assert_eq!(got[0].1.values, vec![42.0]);
 }
 
-/// Raw blocks past their retention whose rollups were never built are kept until they are:
+/// (1-hour blocks of 7 days here.) Raw blocks past their retention whose rollups were never
+/// built are kept until they are:
 /// maintenance that first runs long after the data was written builds every rollup still
 /// wanted (the 1-minute days of an hour week within the hour tier's retention too) before
 /// deleting anything.
@@ -323,7 +328,8 @@ fn late_block_rebuilds_rollups() {
 fn retention_never_deletes_what_a_missing_rollup_needs() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("blocks");
-    let cfg = TierConfig::default();
+    let mut cfg = TierConfig::default();
+    cfg.tiers[1].block_range_ms = 7 * DAY;
     let mut gens: Vec<Gen> = (0..2).map(Gen::new).collect();
     let end = T0 + 7 * DAY + 2 * H;
     let mut a = T0;
