@@ -405,7 +405,7 @@ impl StatsdSource {
         }
         let agg = Arc::new(Mutex::new(StatsdAggregator::new(cfg.clone())));
         let recv = {
-            let (agg, stats, mut stop) = (agg.clone(), stats.clone(), stop.clone());
+            let (agg, stats, mut stop, p) = (agg.clone(), stats.clone(), stop.clone(), p.clone());
             let mut buf = vec![0u8; cfg.max_packet_bytes];
             tokio::spawn(async move {
                 loop {
@@ -417,6 +417,9 @@ impl StatsdSource {
                             stats.lines.fetch_add(o.lines, Ordering::Relaxed);
                             stats.bad_lines.fetch_add(o.bad_lines, Ordering::Relaxed);
                             stats.dropped_series_limit.fetch_add(o.dropped_series_limit, Ordering::Relaxed);
+                            if p.is_closed() {
+                                break;
+                            }
                         }
                         _ = stopped(&mut stop) => break,
                     }
