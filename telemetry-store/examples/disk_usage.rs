@@ -141,6 +141,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             report.compacted.len()
         );
         // Lossless: everything reads back bit for bit.
+        let t_read = Instant::now();
         let q = db.querier(i64::MIN, i64::MAX)?;
         let mut n = 0u64;
         for s in q.select(&SelectHints::default(), &[])? {
@@ -158,6 +159,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if n != samples {
             return Err(format!("read back {n} samples of {samples}").into());
         }
+        let read = t_read.elapsed();
+        println!(
+            "read back through Db (blocks, memory-mapped) and compared in {read:.1?} ({:.1}M samples/s)",
+            n as f64 / read.as_secs_f64() / 1e6
+        );
         let raw: Vec<_> = db.blocks().into_iter().filter(|b| b.resolution_ms == 0).collect();
         println!(
             "raw blocks: {} ({}); lossless: all {n} samples read back bit for bit",
