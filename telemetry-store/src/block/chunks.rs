@@ -36,6 +36,13 @@ pub(crate) const SEGMENT_VERSION: u8 = 1;
 pub(crate) const SEGMENT_HEADER_LEN: usize = 8;
 
 /// Where one chunk of a series lives, and what it holds.
+///
+/// Segment files (`chunks/000001`, …) start with the magic `"TCHK"`, a version byte (1) and
+/// three zero bytes; then, per chunk, its length (unsigned LEB128), its bytes (a
+/// telemetry-compress `store` chunk) and the CRC32C of those bytes (4 bytes, little-endian).
+/// In the index, a series' references are a count followed, per chunk, by the kind byte,
+/// `min_t` (zig-zag LEB128, a delta from the previous chunk's `max_t`), `max_t - min_t`,
+/// `segment`, `offset` (of the length field) and `length` (all LEB128).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkRef {
     /// What the chunk holds.

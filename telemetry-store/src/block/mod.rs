@@ -1,7 +1,24 @@
 //! On-disk blocks: immutable directories covering a time range.
 //!
-//! Layout, the writer and the reader are filled in by the block implementation; this module
-//! fixes the types shared with [`crate::tier`] (downsampling, retention, routing).
+//! ```text
+//! <parent>/<id>/            id: a ULID (26 characters, time-sortable)
+//!   meta.json               BlockMeta (serde_json): range, resolution, stats, lineage
+//!   index                   telemetry-index's persisted index (telemetry_index::block); each
+//!                           series' opaque `meta` bytes are its chunk references (see ChunkRef)
+//!   chunks/000001 …         segment files of chunks, each chunk with its length and CRC32C
+//! ```
+//!
+//! Chunks are telemetry-compress `store` chunks, re-cut per series and per [`Aggr`] kind to
+//! at most [`BlockWriterOptions::chunk_max_samples`] samples (2,048 by default; the head's
+//! chunks hold 120). [`BlockWriter`] writes `<id>.tmp`, syncs every file and directory and
+//! renames it into place; [`delete_block`] renames to `<id>.deleted` before removing;
+//! [`open_blocks`] removes both kinds of leftovers. [`Block`] maps the index and the segments
+//! and reads chunk ranges on demand; every offset is bounds-checked and every chunk's CRC32C
+//! verified, and damage is a [`BlockError`] naming the file and byte offset, never a panic.
+//! Segment and reference layouts: see [`ChunkRef`] and the `chunks` source module.
+//!
+//! The types shared with [`crate::tier`] (downsampling, retention, routing) are [`Aggr`],
+//! [`BlockMeta`], [`BlockStats`] and [`BlockCompaction`].
 
 use serde::{Deserialize, Serialize};
 
