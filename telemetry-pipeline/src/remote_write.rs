@@ -3,8 +3,8 @@
 //!
 //! Only the fields remote write 1.0 senders fill for float samples are declared (labels,
 //! samples, metadata); the others (exemplars, native histograms) are skipped. [`decode`] reads
-//! the protobuf in place and keeps, per thread, the label sets it has decoded (at most 2^20
-//! series or 128 MiB of keys per thread, then emptied), so a series sent again costs a hash
+//! the protobuf in place and keeps, per thread, the label sets it has decoded (at most 65,536
+//! series or 16 MiB of keys per thread, then emptied), so a series sent again costs a hash
 //! and a comparison.
 
 use std::cell::RefCell;
@@ -201,10 +201,12 @@ struct LabelsCache {
     key_bytes: usize,
 }
 
-/// Most series one thread's [`LabelsCache`] holds.
-const CACHE_MAX_SERIES: usize = 1 << 20;
+/// Most series one thread's [`LabelsCache`] holds. An entry costs about 700 bytes (key, slot,
+/// its own label strings), so a thread's cache stays under about 50 MiB; with more active
+/// series than this a sender's series mostly miss, and the cost is the insertions.
+const CACHE_MAX_SERIES: usize = 1 << 16;
 /// Most key bytes one thread's [`LabelsCache`] holds.
-const CACHE_MAX_KEY_BYTES: usize = 128 << 20;
+const CACHE_MAX_KEY_BYTES: usize = 16 << 20;
 
 impl LabelsCache {
     fn get(&self, key: &[u8]) -> Option<&Labels> {
