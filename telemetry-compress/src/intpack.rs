@@ -213,11 +213,9 @@ pub(crate) fn pack(xs: &[i64], out: &mut Vec<u8>) {
         out.extend_from_slice(&best);
         return;
     }
-    let mut sorted = xs.to_vec();
-    sorted.sort_unstable();
+    let center = median(xs);
     // Zig-zag around the median: x = center + step * unzigzag(u); better when outliers on both
     // sides stretch the frame.
-    let center = sorted[sorted.len() / 2];
     let g = common_step(xs, center, true);
     // A step above i64::MAX only arises when every x equals the center (then it is 1).
     if g <= i64::MAX as u64 {
@@ -227,54 +225,44 @@ pub(crate) fn pack(xs: &[i64], out: &mut Vec<u8>) {
             best = z;
         }
     }
-    // Sparse around the most common value, when few values differ from it.
-    if let Some(bg) = most_common_sorted(&sorted) {
+    // Sparse around the value most of xs hold, when under a quarter differ from it (a value held
+    // by over three quarters of xs is their median).
+    let bg = center;
+    let others = xs.iter().filter(|&&x| x != bg).count();
+    if others * 4 < xs.len() {
         let exc: Vec<usize> = (0..xs.len()).filter(|&i| xs[i] != bg).collect();
-        if exc.len() * 4 < xs.len() {
-            let mut gaps = Vec::with_capacity(exc.len());
-            let mut prev: Option<usize> = None;
-            for &i in &exc {
-                gaps.push(prev.map_or(i, |p| i - p - 1) as u64);
-                prev = Some(i);
+        let mut gaps = Vec::with_capacity(exc.len());
+        let mut prev: Option<usize> = None;
+        for &i in &exc {
+            gaps.push(prev.map_or(i, |p| i - p - 1) as u64);
+            prev = Some(i);
+        }
+        let vals: Vec<u64> = exc.iter().map(|&i| zigzag(xs[i].wrapping_sub(bg)) - 1).collect();
+        let (gc, gcost) = choose_code(&gaps);
+        let (vc, vcost) = choose_code(&vals);
+        let mut s = vec![SPARSE];
+        put_varint(&mut s, bg);
+        put_uvarint(&mut s, exc.len() as u64);
+        s.push(gc.byte());
+        s.push(vc.byte());
+        if s.len() + (gcost + vcost).div_ceil(8) as usize <= best.len() {
+            let mut w = BitWriter::with_capacity((gcost + vcost) as usize / 8 + 8);
+            for (&gp, &v) in gaps.iter().zip(&vals) {
+                gc.write(&mut w, gp);
+                vc.write(&mut w, v);
             }
-            let vals: Vec<u64> = exc.iter().map(|&i| zigzag(xs[i].wrapping_sub(bg)) - 1).collect();
-            let (gc, gcost) = choose_code(&gaps);
-            let (vc, vcost) = choose_code(&vals);
-            let mut s = vec![SPARSE];
-            put_varint(&mut s, bg);
-            put_uvarint(&mut s, exc.len() as u64);
-            s.push(gc.byte());
-            s.push(vc.byte());
-            if s.len() + (gcost + vcost).div_ceil(8) as usize <= best.len() {
-                let mut w = BitWriter::with_capacity((gcost + vcost) as usize / 8 + 8);
-                for (&gp, &v) in gaps.iter().zip(&vals) {
-                    gc.write(&mut w, gp);
-                    vc.write(&mut w, v);
-                }
-                s.extend_from_slice(w.finish());
-                best = s;
-            }
+            s.extend_from_slice(w.finish());
+            best = s;
         }
     }
     out.extend_from_slice(&best);
 }
 
-/// The most common value of `xs` (the smallest among ties), if `xs` is not empty.
-pub(crate) fn most_common(xs: &[i64]) -> Option<i64> {
-    let mut s = xs.to_vec();
-    s.sort_unstable();
-    most_common_sorted(&s)
-}
-
-/// [`most_common`] of sorted values.
-fn most_common_sorted(sorted: &[i64]) -> Option<i64> {
-    let mut best: Option<(usize, i64)> = None;
-    for g in sorted.chunk_by(|a, b| a == b) {
-        if best.is_none_or(|b| g.len() > b.0) {
-            best = Some((g.len(), g[0]));
-        }
-    }
-    best.map(|b| b.1)
+/// The median of `xs` (the upper one for an even count); `xs` must not be empty.
+pub(crate) fn median(xs: &[i64]) -> i64 {
+    let mut v = xs.to_vec();
+    let mid = v.len() / 2;
+    *v.select_nth_unstable(mid).1
 }
 
 /// Reads `n` integers written by [`pack`] from `b` at `*pos`, appending them to `out` and moving

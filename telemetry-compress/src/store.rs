@@ -177,7 +177,8 @@ pub fn encode_store_chunk_into(ts: &[i64], vs: &[f64], out: &mut Vec<u8>) -> Res
         put_varint(&mut tbuf, ts[0]);
         intpack::pack(&deltas, &mut tbuf);
         let mut kind = TS_DELTA_PACKED;
-        let delta = intpack::most_common(&deltas).unwrap_or(0); // ok: n >= 2 here
+        // The median delta: the scrape interval when most samples are on time.
+        let delta = intpack::median(&deltas);
         let off: Vec<i64> = ts
             .iter()
             .enumerate()
@@ -358,6 +359,7 @@ fn scaled_values(vs: &[f64], scale: Scale, best: &mut (u8, Vec<u8>)) -> bool {
         last = p;
     }
     let mut d = digits;
+    let mut prev_len = usize::MAX;
     for order in 0..=2u8 {
         if order as usize > d.len() {
             break;
@@ -375,8 +377,14 @@ fn scaled_values(vs: &[f64], scale: Scale, best: &mut (u8, Vec<u8>)) -> bool {
             put_varint(&mut b, seed);
         }
         intpack::pack(&d[order as usize..], &mut b);
+        let grew = b.len() >= prev_len;
+        prev_len = b.len();
         if b.len() < best.1.len() {
             *best = (V_SCALED, b);
+        }
+        // Noise only gets wider with each difference: stop once one did not help.
+        if order > 0 && grew {
+            break;
         }
     }
     exc.is_empty()
