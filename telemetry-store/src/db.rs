@@ -807,9 +807,12 @@ impl Queryable for Db {
     }
 }
 
-/// A [`Querier`] over a [`Db`] for `[mint, maxt]`: head (clipped to the persisted boundary)
-/// and raw blocks, merged per series with duplicate timestamps dropped. It keeps the block
-/// list it started with; the head data it reads is not truncated while it lives (up to 10 s).
+/// A [`Querier`] over a [`Db`] for `[mint, maxt]`: head (clipped to the persisted boundary),
+/// raw blocks and, where [`crate::tier::plan`] routes a query's hints, rollup tiers; merged
+/// per series with duplicate timestamps dropped. Raw series are read one at a time as the
+/// series set reaches them (a k-way merge over sources sorted by labels); rollup segments are
+/// read at `select`. It keeps the block list it started with; the head data it reads is not
+/// truncated while it lives (up to 10 s).
 pub struct DbQuerier<'d> {
     db: &'d Db,
     state: Arc<State>,
@@ -849,31 +852,73 @@ impl DbQuerier<'_> {
         self.db.head.querier(mint, maxt).map(Some)
     }
 
-    /// Raw samples of `seg` from the head and the raw blocks, in priority order per series
-    /// (head, then newest block first).
-    fn select_raw(
-        &self,
-        hints: &SelectHints,
+    /// Sources of raw samples for `seg`, in priority order (head, then newest block first),
+    /// each yielding series sorted by labels, lazily.
+    fn raw_sources<'s>(
+        &'s self,
         matchers: &[Matcher],
         seg: Segment,
-        merged: &mut BTreeMap<Labels, Vec<SampleBatch>>,
+        out: &mut Vec<Source<'s>>,
     ) -> Result<(), StorageError> {
-        if let Some(hq) = self.head_querier_in(seg.mint, seg.maxt)? {
-            for s in hq.select(hints, matchers)? {
-                let mut s = s?;
-                let b = s.samples.collect_all()?;
-                merged.entry(s.labels).or_default().push(b);
-            }
+        let mint = seg.mint.max(self.state.boundary);
+        if mint <= seg.maxt {
+            out.push(Box::new(self.db.head.select_series(matchers, mint, seg.maxt)));
         }
         let mut blocks: Vec<&Arc<Block>> =
             self.raw_blocks().filter(|b| b.meta().min_time <= seg.maxt && b.meta().max_time > seg.mint).collect();
         blocks.sort_by(|a, b| b.meta().id.cmp(&a.meta().id));
         for b in blocks {
-            for (labels, batch) in b.select(matchers, seg.mint, seg.maxt, Aggr::Raw)? {
-                merged.entry(labels).or_default().push(batch);
-            }
+            let it = b.select_iter(matchers, seg.mint, seg.maxt, Aggr::Raw)?;
+            out.push(Box::new(it.map(|r| r.map_err(StorageError::from))));
         }
         Ok(())
+    }
+}
+
+/// Series of one source, sorted by labels.
+type Source<'a> = Box<dyn Iterator<Item = Result<(Labels, SampleBatch), StorageError>> + 'a>;
+
+/// Merges sources of series sorted by labels into one sorted series set: a series held by
+/// several sources is merged ([`merge_batches`], earlier sources winning shared timestamps).
+struct MergeSeries<'a> {
+    sources: Vec<std::iter::Peekable<Source<'a>>>,
+}
+
+impl<'a> Iterator for MergeSeries<'a> {
+    type Item = Result<Series<'a>, StorageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let mut min: Option<Labels> = None;
+            for src in &mut self.sources {
+                match src.peek() {
+                    Some(Ok((l, _))) => {
+                        if min.as_ref().is_none_or(|m| l < m) {
+                            min = Some(l.clone());
+                        }
+                    }
+                    Some(Err(_)) => {
+                        if let Some(Err(e)) = src.next() {
+                            return Some(Err(e));
+                        }
+                    }
+                    None => {}
+                }
+            }
+            let labels = min?;
+            let mut parts = Vec::new();
+            for src in &mut self.sources {
+                if matches!(src.peek(), Some(Ok((l, _))) if *l == labels)
+                    && let Some(Ok((_, b))) = src.next()
+                {
+                    parts.push(b);
+                }
+            }
+            let batch = merge_batches(parts);
+            if !batch.is_empty() {
+                return Some(Ok(Series { labels, samples: Box::new(OneBatch(Some(batch))) }));
+            }
+        }
     }
 }
 
@@ -937,10 +982,10 @@ impl Querier for DbQuerier<'_> {
         }
         let metas: Vec<BlockMeta> = self.state.blocks.iter().map(|b| b.meta().clone()).collect();
         let segments = crate::tier::plan(hints, &self.db.opts.tiers, &metas, self.mint, self.maxt);
-        let mut merged: BTreeMap<Labels, Vec<SampleBatch>> = BTreeMap::new();
+        let mut sources: Vec<Source<'_>> = Vec::new();
         for seg in segments {
             if seg.resolution_ms == 0 {
-                self.select_raw(hints, matchers, seg, &mut merged)?;
+                self.raw_sources(matchers, seg, &mut sources)?;
                 continue;
             }
             let blocks: Vec<&Block> = self
@@ -955,14 +1000,9 @@ impl Querier for DbQuerier<'_> {
                 .collect();
             let rolled =
                 crate::tier::rollup_samples_blocks(hints.func.as_deref(), &blocks, matchers, seg.mint, seg.maxt)?;
-            for (labels, batch) in rolled {
-                merged.entry(labels).or_default().push(batch);
-            }
+            sources.push(Box::new(rolled.into_iter().map(Ok)));
         }
-        Ok(Box::new(merged.into_iter().filter_map(|(labels, parts)| {
-            let batch = merge_batches(parts);
-            (!batch.is_empty()).then(|| Ok(Series { labels, samples: Box::new(OneBatch(Some(batch))) }))
-        })))
+        Ok(Box::new(MergeSeries { sources: sources.into_iter().map(Iterator::peekable).collect() }))
     }
 
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {

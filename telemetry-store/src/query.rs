@@ -89,6 +89,31 @@ impl Querier for HeadQuerier<'_> {
     }
 }
 
+impl Head {
+    /// Series matching `matchers` (all for none) with samples in `[mint, maxt]`, sorted by
+    /// labels; each series is copied out and decoded only when the iterator reaches it.
+    pub(crate) fn select_series(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> impl Iterator<Item = Result<(telemetry_core::Labels, SampleBatch), StorageError>> + 'static {
+        let series =
+            if mint > maxt { Vec::new() } else { HeadQuerier { head: self, mint, maxt }.overlapping(matchers) };
+        series.into_iter().filter_map(move |s| {
+            let snap = s.lock().snapshot(mint, maxt);
+            if snap.is_empty() {
+                return None;
+            }
+            match HeadBatches::new(snap).collect_all() {
+                Ok(b) if b.is_empty() => None,
+                Ok(b) => Some(Ok((s.labels.clone(), b))),
+                Err(e) => Some(Err(e)),
+            }
+        })
+    }
+}
+
 /// Batches of one series: one per chunk when the data is in order, one merged batch when
 /// out-of-order samples exist.
 struct HeadBatches {

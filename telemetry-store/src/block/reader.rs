@@ -176,31 +176,52 @@ impl Block {
         maxt: i64,
         aggr: Aggr,
     ) -> Result<Vec<(Labels, SampleBatch)>, BlockError> {
-        let mut out = Vec::new();
-        if mint > maxt {
-            return Ok(out);
-        }
-        let refs: Vec<u32> = if matchers.is_empty() {
+        self.select_iter(matchers, mint, maxt, aggr)?.collect()
+    }
+
+    /// Like [`select`](Self::select), one series at a time: a series' chunks are read and
+    /// decoded only when the iterator reaches it.
+    ///
+    /// # Errors
+    /// [`BlockError::Index`] when the postings cannot be read; the items carry the errors of
+    /// each series.
+    pub fn select_iter<'a>(
+        &'a self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        aggr: Aggr,
+    ) -> Result<impl Iterator<Item = Result<(Labels, SampleBatch), BlockError>> + 'a, BlockError> {
+        let refs: Vec<u32> = if mint > maxt {
+            Vec::new()
+        } else if matchers.is_empty() {
             (0..self.num_series()).collect()
         } else {
             self.index.postings_for_matchers(matchers).map_err(|e| self.index_err(e))?.into_vec()
         };
-        for r in refs {
-            let crefs = self.chunk_refs(r)?;
-            if !crefs.iter().any(|c| c.aggr == aggr && c.max_t >= mint && c.min_t <= maxt) {
-                continue;
-            }
-            let labels = self.labels(r)?;
-            if !matches_all(matchers, &labels) {
-                continue;
-            }
-            let mut batch = SampleBatch::default();
-            self.read_series(&crefs, aggr, mint, maxt, &mut batch)?;
-            if !batch.is_empty() {
-                out.push((labels, batch));
-            }
+        let matchers = matchers.to_vec();
+        Ok(refs.into_iter().filter_map(move |r| self.read_selected(r, &matchers, mint, maxt, aggr).transpose()))
+    }
+
+    fn read_selected(
+        &self,
+        r: u32,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        aggr: Aggr,
+    ) -> Result<Option<(Labels, SampleBatch)>, BlockError> {
+        let crefs = self.chunk_refs(r)?;
+        if !crefs.iter().any(|c| c.aggr == aggr && c.max_t >= mint && c.min_t <= maxt) {
+            return Ok(None);
         }
-        Ok(out)
+        let labels = self.labels(r)?;
+        if !matches_all(matchers, &labels) {
+            return Ok(None);
+        }
+        let mut batch = SampleBatch::default();
+        self.read_series(&crefs, aggr, mint, maxt, &mut batch)?;
+        Ok((!batch.is_empty()).then_some((labels, batch)))
     }
 }
 
