@@ -892,11 +892,8 @@ impl<'a> Iterator for MergeSeries<'a> {
             let mut min: Option<Labels> = None;
             for src in &mut self.sources {
                 match src.peek() {
-                    Some(Ok((l, _))) => {
-                        if min.as_ref().is_none_or(|m| l < m) {
-                            min = Some(l.clone());
-                        }
-                    }
+                    Some(Ok((l, _))) if min.as_ref().is_none_or(|m| l < m) => min = Some(l.clone()),
+                    Some(Ok(_)) => {}
                     Some(Err(_)) => {
                         if let Some(Err(e)) = src.next() {
                             return Some(Err(e));
