@@ -356,12 +356,25 @@ fn retention_never_deletes_what_a_missing_rollup_needs() {
     assert_eq!(read_back(&hour, 1), want);
 }
 
-/// The same evidence through the whole database: samples appended to the head (WAL unsynced),
+/// The same evidence through the whole database (2 series; the full size is ignored below):
+/// samples appended to the head (WAL unsynced),
 /// `Db::maintain` with a fake clock every simulated hour (flush, compaction, tiers,
 /// retention), then: raw past retention gone, every rollup point equal to the direct
 /// computation, and the querier reading the 1-hour tier for a 30-day query at a 1-hour step.
 #[test]
 fn db_thirty_days_through_the_head() {
+    run_db(2);
+}
+
+/// [`db_thirty_days_through_the_head`] at full size: 1,000 series, 259M samples through the
+/// head and WAL.
+#[test]
+#[ignore = "slow: 259M samples through the head; run in release"]
+fn db_thirty_days_1000_series() {
+    run_db(1000);
+}
+
+fn run_db(n_series: usize) {
     use telemetry_core::Queryable;
     use telemetry_store::SyncPolicy;
     use telemetry_store::db::{Db, DbOptions};
@@ -371,7 +384,6 @@ fn db_thirty_days_through_the_head() {
     opts.head.wal.sync = SyncPolicy::Never;
     let cfg = opts.tiers.clone();
     let (db, _) = Db::open(tmp.path(), opts).unwrap();
-    let n_series = 2;
     let days = 30;
     let end = T0 + days * DAY;
     let mut gens: Vec<Gen> = (0..n_series).map(Gen::new).collect();
