@@ -12,8 +12,10 @@
 //!
 //! # Maintenance ([`maintain`])
 //!
-//! For each tier, finest first, every aligned range whose source data is complete (a source
-//! block reaches past `B − R`), not yet past the tier's retention, and not already *covered*
+//! For each tier, finest first, every aligned range whose source data is complete (an
+//! in-order source block reaches past `B − R`, or `B − R` is more than a day before `now`),
+//! wanted (within the tier's retention, or feeding a missing range of a coarser tier that is
+//! within its own), and not already *covered*
 //! (a block of the tier for that range whose `compaction.sources` include every source id of
 //! the blocks feeding it) is built, written by [`BlockWriter`](crate::block::BlockWriter)
 //! (temporary directory, then rename: a kill leaves no half block visible). An out-of-order
@@ -41,7 +43,8 @@
 //! Functions listed in [`RAW_PREFERRED`] (wrong, not just approximate, on rollups) are routed
 //! to the finest tier with data; all others to the coarsest eligible one.
 //!
-//! Quantile sketches per bucket are not stored (a block's chunks hold floats only).
+//! Quantile sketches per bucket are not stored: a block's chunks hold floats only, so
+//! `quantile_over_time` on rollups is the approximation above.
 
 use std::collections::BTreeSet;
 use std::path::Path;
