@@ -271,7 +271,7 @@ fn report(p: &Pipeline, r: &Replayed, shutdown: Duration) -> Result<(), Box<dyn 
     println!(
         "          reference (capture README, full 1-hour file on this machine class): VictoriaMetrics import 1.36M samples/s, promtool create-blocks 0.81M samples/s"
     );
-    let h = &stats.head;
+    let h = &stats.storage.head;
     let stored = a.stored.max(1) as f64;
     println!(
         "storage   {} series in the head ({} anomaly_score series); WAL {:.2} MB = {:.2} bytes/sample; head in memory (chunks + index + labels) {:.2} MB = {:.2} bytes/sample",
@@ -281,6 +281,21 @@ fn report(p: &Pipeline, r: &Replayed, shutdown: Duration) -> Result<(), Box<dyn 
         h.wal_bytes as f64 / stored,
         h.bytes_in_memory as f64 / 1e6,
         h.bytes_in_memory as f64 / stored,
+    );
+    // Persist the whole head into blocks now (the running pipeline does it once the head spans
+    // 1.5 block ranges), so the report shows what the data costs on disk; the queries below
+    // then read the blocks.
+    let t_persist = Instant::now();
+    let persisted = p.storage().persist_head(i64::MAX)?;
+    let db = p.storage().stats();
+    println!(
+        "blocks    head persisted in {:.2} s: {} block(s), {} samples (anomaly scores included), {:.2} MB on disk (chunks, index, meta.json) = {:.3} bytes/sample; WAL after checkpoint {:.2} MB",
+        t_persist.elapsed().as_secs_f64(),
+        persisted.flushed.len(),
+        thousands(db.block_samples),
+        db.block_bytes as f64 / 1e6,
+        db.block_bytes as f64 / db.block_samples.max(1) as f64,
+        db.head.wal_bytes as f64 / 1e6,
     );
     if let Some(kib) = vm_hwm_kib() {
         println!("memory    peak resident (VmHWM) {:.1} MB", kib as f64 / 1024.0);

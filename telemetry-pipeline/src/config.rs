@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use telemetry_agg::SamplingConfig;
 use telemetry_core::cardinality::CardinalityLimits;
+use telemetry_store::tier::{Tier, TierConfig};
 
 /// The whole configuration. Each section has its own defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -81,6 +82,46 @@ pub struct StorageConfig {
     pub out_of_order_window_ms: i64,
     /// Samples per head chunk.
     pub chunk_max_samples: usize,
+    /// Range of a block written from the head, ms (2 hours, as Prometheus). The head is
+    /// persisted once it spans 1.5 times this.
+    pub block_range_ms: i64,
+    /// Period of the background maintenance (head persistence, compaction, downsampling,
+    /// retention), ms; 0 turns it off.
+    pub maintenance_interval_ms: u64,
+    /// Raw blocks older than this are deleted, ms (15 days).
+    pub raw_retention_ms: i64,
+    /// Rollup tiers, finest first (1 minute for 90 days, 1 hour for 2 years).
+    pub tiers: Vec<TierSpec>,
+}
+
+/// One rollup tier of [`StorageConfig::tiers`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierSpec {
+    /// Rollup interval, ms.
+    pub resolution_ms: i64,
+    /// Blocks of this tier older than this are deleted, ms.
+    pub retention_ms: i64,
+    /// Range of one rollup block, ms: a multiple of the resolution and of the finer tier's.
+    pub block_range_ms: i64,
+}
+
+impl StorageConfig {
+    /// The storage's tier configuration.
+    pub fn tier_config(&self) -> TierConfig {
+        TierConfig {
+            raw_retention_ms: self.raw_retention_ms,
+            tiers: self
+                .tiers
+                .iter()
+                .map(|t| Tier {
+                    resolution_ms: t.resolution_ms,
+                    retention_ms: t.retention_ms,
+                    block_range_ms: t.block_range_ms,
+                })
+                .collect(),
+        }
+    }
 }
 
 impl Default for StorageConfig {
@@ -92,6 +133,18 @@ impl Default for StorageConfig {
             wal_segment_bytes: 128 << 20,
             out_of_order_window_ms: 5 * 60_000,
             chunk_max_samples: 120,
+            block_range_ms: 2 * 3_600_000,
+            maintenance_interval_ms: 60_000,
+            raw_retention_ms: TierConfig::default().raw_retention_ms,
+            tiers: TierConfig::default()
+                .tiers
+                .iter()
+                .map(|t| TierSpec {
+                    resolution_ms: t.resolution_ms,
+                    retention_ms: t.retention_ms,
+                    block_range_ms: t.block_range_ms,
+                })
+                .collect(),
         }
     }
 }
@@ -583,6 +636,12 @@ impl PipelineConfig {
         if self.storage.out_of_order_window_ms < 0 {
             return bad("storage.out_of_order_window_ms", &self.storage.out_of_order_window_ms, "must be >= 0");
         }
+        if self.storage.block_range_ms <= 0 {
+            return bad("storage.block_range_ms", &self.storage.block_range_ms, "must be > 0");
+        }
+        if let Err(reason) = self.storage.tier_config().validate() {
+            return bad("storage.tiers", &format!("{:?}", self.storage.tiers), &reason);
+        }
         if self.aggregation.window_ms <= 0 {
             return bad("aggregation.window_ms", &self.aggregation.window_ms, "must be > 0");
         }
@@ -698,6 +757,27 @@ wal_segment_bytes = 134217728
 out_of_order_window_ms = 300000
 # Samples per head chunk (120, as Prometheus).
 chunk_max_samples = 120
+# Range of a block written from the head (2 hours, as Prometheus); the head is persisted
+# into <data_dir>/blocks once it spans 1.5 times this.
+block_range_ms = 7200000
+# Period of the background maintenance: head persistence, compaction (2 h, 6 h, 24 h),
+# downsampling into the rollup tiers, retention. 0 turns it off.
+maintenance_interval_ms = 60000
+# Raw blocks older than this are deleted (15 days).
+raw_retention_ms = 1296000000
+
+# Rollup tiers, finest first: count, sum, min, max and counter increase per interval.
+# 1-minute rollups for 90 days, in 1-day blocks.
+[[storage.tiers]]
+resolution_ms = 60000
+retention_ms = 7776000000
+block_range_ms = 86400000
+
+# 1-hour rollups (built from the 1-minute ones) for 2 years, in 28-day blocks.
+[[storage.tiers]]
+resolution_ms = 3600000
+retention_ms = 63072000000
+block_range_ms = 2419200000
 
 [ingest]
 # Batches the ingest queue holds. When it is full, replay waits and HTTP answers 429 with

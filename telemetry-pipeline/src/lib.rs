@@ -73,7 +73,7 @@ pub use anomaly::{ANOMALY_SCORE_METRIC, AnomalyRecord};
 pub use batch::{Batch, BatchBuilder, BatchSample};
 pub use config::{
     AckMode, ConfigError, DEFAULT_CONFIG_TOML, FileSdConfig, PipelineConfig, PushConfig, ScrapeConfig, ScrapeJob,
-    StaticTargets, StatsdAggregate, StatsdConfig,
+    StaticTargets, StatsdAggregate, StatsdConfig, StorageConfig, TierSpec,
 };
 pub use metrics::Histogram;
 pub use pipeline::{

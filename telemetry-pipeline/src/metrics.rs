@@ -113,9 +113,13 @@ pub(crate) fn render(s: &PipelineStats, shared: &Shared) -> String {
         "Batches waiting in the aggregation queue.",
         s.aggregation_queue_depth as f64,
     );
-    gauge(&mut o, "telemetry_head_series", "Series in the head block.", s.head.series as f64);
-    gauge(&mut o, "telemetry_head_bytes", "Approximate heap bytes of the head block.", s.head.bytes_in_memory as f64);
-    gauge(&mut o, "telemetry_wal_bytes", "Bytes of WAL on disk.", s.head.wal_bytes as f64);
+    let h = &s.storage.head;
+    gauge(&mut o, "telemetry_head_series", "Series in the head block.", h.series as f64);
+    gauge(&mut o, "telemetry_head_bytes", "Approximate heap bytes of the head block.", h.bytes_in_memory as f64);
+    gauge(&mut o, "telemetry_wal_bytes", "Bytes of WAL on disk.", h.wal_bytes as f64);
+    gauge(&mut o, "telemetry_blocks", "Blocks on disk (raw and rollup tiers).", s.storage.blocks as f64);
+    gauge(&mut o, "telemetry_block_bytes", "Bytes of all blocks on disk.", s.storage.block_bytes as f64);
+    gauge(&mut o, "telemetry_block_samples", "Samples and rollup points in blocks.", s.storage.block_samples as f64);
     if let Some(p) = s.adaptive_probability {
         gauge(&mut o, "telemetry_sampling_adaptive_probability", "Keep probability of the adaptive policy.", p);
     }

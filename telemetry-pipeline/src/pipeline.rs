@@ -31,7 +31,8 @@ use telemetry_agg::{
 use telemetry_core::cardinality::CardinalityLimiter;
 use telemetry_core::{Fingerprint, Labels, Metadata, Sample};
 use telemetry_query::{Engine, EngineOptions, QueryError, QueryResult};
-use telemetry_store::{AppendError, Head, HeadOptions, HeadStats, SeriesRef, SyncPolicy, WalOptions};
+use telemetry_store::db::{BackgroundHandle, Db, DbAppender, DbOptions, DbStats};
+use telemetry_store::{AppendError, HeadOptions, SeriesRef, SyncPolicy, WalOptions};
 
 use crate::anomaly::{AnomalyRecord, Detection, ScorePoint};
 use crate::batch::Batch;
@@ -167,9 +168,9 @@ pub struct PipelineStats {
     pub anomaly_points_flagged: u64,
     /// Scores written as `anomaly_score` samples.
     pub anomaly_scores_stored: u64,
-    /// The head's statistics.
+    /// The storage's statistics (head, WAL and blocks).
     #[serde(skip)]
-    pub head: HeadStats,
+    pub storage: DbStats,
 }
 
 #[derive(Default)]
@@ -194,7 +195,7 @@ struct Counters {
 /// State shared by the stages and readers.
 pub(crate) struct Shared {
     pub(crate) cfg: PipelineConfig,
-    pub(crate) head: Head,
+    pub(crate) db: Arc<Db>,
     pub(crate) engine: Engine,
     pub(crate) data_dir: PathBuf,
     queue_depth: AtomicUsize,
@@ -246,6 +247,7 @@ pub struct Pipeline {
     shared: Arc<Shared>,
     tx: Mutex<Option<SyncSender<Msg>>>,
     threads: Mutex<Vec<(&'static str, JoinHandle<()>)>>,
+    maintenance: Mutex<Option<BackgroundHandle>>,
     // Dropped last: the head (in `shared`) must close before its directory goes.
     _tmp: Option<tempfile::TempDir>,
 }
@@ -288,8 +290,18 @@ impl Pipeline {
             wal: WalOptions { segment_size: cfg.storage.wal_segment_bytes, sync },
             ..HeadOptions::default()
         };
-        let (head, _replay) = Head::open(&data_dir, opts)
+        let db_opts = DbOptions {
+            head: opts,
+            block_range_ms: cfg.storage.block_range_ms,
+            compaction_ranges: [1, 3, 12].map(|k| k * cfg.storage.block_range_ms).to_vec(),
+            tiers: cfg.storage.tier_config(),
+            ..DbOptions::default()
+        };
+        let (db, _replay) = Db::open(&data_dir, db_opts)
             .map_err(|e| PipelineError::Storage { dir: data_dir.clone(), message: e.to_string() })?;
+        let db = Arc::new(db);
+        let maintenance = (cfg.storage.maintenance_interval_ms > 0)
+            .then(|| db.start_background(Duration::from_millis(cfg.storage.maintenance_interval_ms)));
         let engine = Engine::new(EngineOptions {
             lookback_delta_ms: cfg.query.lookback_delta_ms,
             max_samples: cfg.query.max_samples,
@@ -303,7 +315,7 @@ impl Pipeline {
         let detection =
             Detection::new(&cfg.anomaly).map_err(|message| PipelineError::Stage { stage: "anomaly", message })?;
         let shared = Arc::new(Shared {
-            head,
+            db,
             engine,
             data_dir,
             queue_depth: AtomicUsize::new(0),
@@ -355,7 +367,13 @@ impl Pipeline {
                 }),
             )?);
         }
-        Ok(Pipeline { shared, tx: Mutex::new(Some(tx)), threads: Mutex::new(threads), _tmp: tmp })
+        Ok(Pipeline {
+            shared,
+            tx: Mutex::new(Some(tx)),
+            threads: Mutex::new(threads),
+            maintenance: Mutex::new(maintenance),
+            _tmp: tmp,
+        })
     }
 
     /// The configuration in force.
@@ -368,10 +386,10 @@ impl Pipeline {
         &self.shared.data_dir
     }
 
-    /// The storage: the head block with its WAL. It implements
+    /// The storage: head block, WAL and blocks with their rollup tiers. It implements
     /// [`Queryable`](telemetry_core::Queryable).
-    pub fn head(&self) -> &Head {
-        &self.shared.head
+    pub fn storage(&self) -> &Db {
+        &self.shared.db
     }
 
     /// Submits a batch, waiting while the ingest queue is full (backpressure). `ack` is called
@@ -459,7 +477,10 @@ impl Pipeline {
                 failed = Some(name);
             }
         }
-        if let Some(w) = self.shared.head.wal() {
+        if let Some(m) = lock(&self.maintenance).take() {
+            m.stop();
+        }
+        if let Some(w) = self.shared.db.wal() {
             w.sync()
                 .map_err(|e| PipelineError::Storage { dir: self.shared.data_dir.clone(), message: e.to_string() })?;
         }
@@ -480,7 +501,7 @@ impl Pipeline {
     /// The engine's [`QueryError`].
     pub fn query_instant(&self, query: &str, time_ms: i64) -> Result<QueryResult, QueryError> {
         let t0 = Instant::now();
-        let r = self.shared.engine.instant_query(&self.shared.head, query, time_ms);
+        let r = self.shared.engine.instant_query(&*self.shared.db, query, time_ms);
         self.shared.query_seconds.observe(t0.elapsed().as_secs_f64());
         r
     }
@@ -497,7 +518,7 @@ impl Pipeline {
         step_ms: i64,
     ) -> Result<QueryResult, QueryError> {
         let t0 = Instant::now();
-        let r = self.shared.engine.range_query(&self.shared.head, query, start_ms, end_ms, step_ms);
+        let r = self.shared.engine.range_query(&*self.shared.db, query, start_ms, end_ms, step_ms);
         self.shared.query_seconds.observe(t0.elapsed().as_secs_f64());
         r
     }
@@ -549,7 +570,7 @@ impl Pipeline {
             anomaly_points_scored: ld(&c.scored),
             anomaly_points_flagged: ld(&c.flagged),
             anomaly_scores_stored: ld(&c.scores_stored),
-            head: self.shared.head.stats(),
+            storage: self.shared.db.stats(),
         }
     }
 
@@ -656,8 +677,8 @@ fn ingest(
     let has_reservoir = std::iter::once(&shared.cfg.sampling.default)
         .chain(shared.cfg.sampling.rules.iter().map(|r| &r.policy))
         .any(|p| matches!(p, Policy::Reservoir { .. }));
-    let head = &shared.head;
-    let mut app = head.appender();
+    let db = &shared.db;
+    let mut app = db.appender();
     let mut slots: Vec<Option<u32>> = Vec::new();
     let mut agg_samples: Vec<AggSample> = Vec::new();
     let mut new_series: Vec<(u64, Labels)> = Vec::new();
@@ -726,9 +747,9 @@ fn ingest(
             Ok(sum) => {
                 // Samples that conflicted at commit (another appender wrote the same series and
                 // timestamp meanwhile) are refused, not stored.
-                ack.stored = sum.appended;
-                ack.duplicates = sum.duplicates_ignored;
-                ack.refused_storage += sum.refused;
+                ack.stored = sum.head.appended + sum.out_of_order_block;
+                ack.duplicates = sum.head.duplicates_ignored + sum.out_of_order_duplicates_ignored;
+                ack.refused_storage += sum.head.refused + sum.out_of_order_refused;
             }
             Err(e) => {
                 c.failed.fetch_add(1, Ordering::Relaxed);
@@ -758,7 +779,7 @@ fn ingest(
             Some(stx) => {
                 if let Err(std::sync::mpsc::SendError((f, a, _))) = stx.send((ack_fn, ack, enqueued)) {
                     // The syncer is gone (it only stops when this stage stops): sync here.
-                    let r = head
+                    let r = db
                         .wal()
                         .map_or(Ok(()), |w| w.sync())
                         .map(|_| a)
@@ -788,7 +809,7 @@ fn ingest(
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn append_one(
-    app: &mut telemetry_store::Appender<'_>,
+    app: &mut DbAppender<'_>,
     e: &mut Entry,
     t: i64,
     v: f64,
@@ -799,10 +820,10 @@ fn append_one(
 ) {
     let res = match e.store {
         Some(r) => match app.append_ref(r, t, v) {
-            Err(AppendError::UnknownRef(_)) => app.append(&e.labels, t, v).map(Some),
+            Err(AppendError::UnknownRef(_)) => app.append(&e.labels, t, v),
             other => other.map(|()| None),
         },
-        None => app.append(&e.labels, t, v).map(Some),
+        None => app.append(&e.labels, t, v),
     };
     match res {
         Ok(new_ref) => {
@@ -843,7 +864,7 @@ fn syncer(shared: Arc<Shared>, rx: Receiver<(AckFn, Ack, Instant)>) {
             pending.push(p);
         }
         let t0 = Instant::now();
-        let res = shared.head.wal().map_or(Ok(()), |w| w.sync());
+        let res = shared.db.wal().map_or(Ok(()), |w| w.sync());
         shared.wal_sync_seconds.observe(t0.elapsed().as_secs_f64());
         c.wal_syncs.fetch_add(1, Ordering::Relaxed);
         for (f, ack, enqueued) in pending.drain(..) {
@@ -878,9 +899,9 @@ fn aggregation(shared: Arc<Shared>, rx: Receiver<AggMsg>, mut main: Aggregator, 
     let mut points: Vec<ScorePoint> = Vec::new();
     let keep = shared.cfg.aggregation.keep_records;
     let c = &shared.counters;
-    let mut app = shared.head.appender();
+    let mut app = shared.db.appender();
     let mut last_events = (0usize, 0u64);
-    let store_scores = |points: &mut Vec<ScorePoint>, app: &mut telemetry_store::Appender<'_>| {
+    let store_scores = |points: &mut Vec<ScorePoint>, app: &mut DbAppender<'_>| {
         if points.is_empty() {
             return;
         }
@@ -888,7 +909,7 @@ fn aggregation(shared: Arc<Shared>, rx: Receiver<AggMsg>, mut main: Aggregator, 
             let _ = app.append(&p.labels, p.timestamp_ms, p.value);
         }
         if let Ok(s) = app.commit() {
-            c.scores_stored.fetch_add(s.appended, Ordering::Relaxed);
+            c.scores_stored.fetch_add(s.head.appended + s.out_of_order_block, Ordering::Relaxed);
         }
     };
     let publish = |main: &mut Aggregator, det: &Detection, last_events: &mut (usize, u64)| {

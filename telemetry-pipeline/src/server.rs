@@ -660,7 +660,7 @@ async fn series(
         Ok(r) => r,
         Err(r) => return r,
     };
-    let q = match s.p.head().querier(start, end) {
+    let q = match s.p.storage().querier(start, end) {
         Ok(q) => q,
         Err(e) => return storage_error(e),
     };
@@ -712,7 +712,7 @@ fn string_list(
         Ok(r) => r,
         Err(r) => return r,
     };
-    let q = match s.p.head().querier(start, end) {
+    let q = match s.p.storage().querier(start, end) {
         Ok(q) => q,
         Err(e) => return storage_error(e),
     };
@@ -771,8 +771,8 @@ async fn status_tsdb(State(s): State<AppState>, headers: HeaderMap) -> Response 
 }
 
 fn tsdb_status(p: &Pipeline) -> Result<serde_json::Value, telemetry_core::StorageError> {
-    let stats = p.head().stats();
-    let q = p.head().querier(i64::MIN, i64::MAX)?;
+    let stats = p.storage().stats().head;
+    let q = p.storage().querier(i64::MIN, i64::MAX)?;
     let mut by_metric: HashMap<String, u64> = HashMap::new();
     let mut values_by_name: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
     let mut by_pair: HashMap<String, u64> = HashMap::new();

@@ -36,7 +36,7 @@ fn excerpt_through_the_pipeline_and_back_from_the_wal() {
     // Every series stored; anomaly scores stored as series of their own.
     let stats = pipeline.stats();
     assert_eq!(stats.samples_acknowledged, 123_600);
-    let data_series = pipeline.head().stats().series;
+    let data_series = pipeline.storage().stats().head.series;
     assert!(data_series > 103, "anomaly_score series expected besides the 103");
 
     // PromQL: all CPU time adds up to about 2 cores (2 CPUs, 1 s per s).
@@ -110,7 +110,7 @@ fn cardinality_limits_refuse_new_series_and_count_them() {
     assert_eq!((ack.stored, ack.refused_limits), (2, 3));
     let st = p.stats();
     assert_eq!(st.refused_by_metric, vec![("m".to_string(), 3)]);
-    assert_eq!(p.head().stats().series, 2);
+    assert_eq!(p.storage().stats().head.series, 2);
 }
 
 #[test]

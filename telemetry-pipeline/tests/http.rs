@@ -63,7 +63,7 @@ impl Server {
     }
 
     fn series(&self) -> u64 {
-        self.pipeline.head().stats().series
+        self.pipeline.storage().stats().head.series
     }
 }
 

@@ -33,7 +33,7 @@ fn instant(p: &Pipeline, expr: &str, t: i64) -> Vec<(String, f64)> {
 fn raw(p: &Pipeline, selector: &str) -> Vec<(String, Vec<(i64, f64)>)> {
     use telemetry_core::{Queryable, SelectHints};
     let m = telemetry_pipeline::anomaly::parse_selector(selector).unwrap();
-    let q = p.head().querier(i64::MIN, i64::MAX).unwrap();
+    let q = p.storage().querier(i64::MIN, i64::MAX).unwrap();
     let mut out = Vec::new();
     for s in q.select(&SelectHints::default(), &m).unwrap() {
         let mut s = s.unwrap();

@@ -47,13 +47,14 @@ use telemetry_core::{
 };
 use telemetry_index::IndexReader;
 
+use crate::SeriesRef;
 use crate::block::{
     Aggr, Block, BlockCompaction, BlockError, BlockMeta, BlockWriter, BlockWriterOptions, delete_block, open_blocks,
 };
 use crate::error::{AppendError, DbError};
 use crate::head::{Appender, CommitSummary, Head, HeadOptions, HeadStats};
 use crate::tier::{Segment, TierConfig, TierReport};
-use crate::wal::{CheckpointReport, ReplayReport};
+use crate::wal::{CheckpointReport, ReplayReport, Wal};
 
 const HOUR: i64 = 3_600_000;
 
@@ -320,6 +321,17 @@ impl Db {
     /// The `meta.json` of every open block, sorted by (resolution, min_time).
     pub fn blocks(&self) -> Vec<BlockMeta> {
         rlock(&self.state).blocks.iter().map(|b| b.meta().clone()).collect()
+    }
+
+    /// The write-ahead log (`None` for a head without one), e.g. to [`Wal::sync`] for a group
+    /// commit when the head's sync policy is [`SyncPolicy::Never`](crate::SyncPolicy::Never).
+    pub fn wal(&self) -> Option<&Wal> {
+        self.head.wal()
+    }
+
+    /// Labels of a head series by reference.
+    pub fn series_labels(&self, r: SeriesRef) -> Option<Labels> {
+        self.head.series_labels(r)
     }
 
     /// The open blocks.
@@ -716,19 +728,38 @@ pub struct DbCommitSummary {
 }
 
 impl DbAppender<'_> {
-    /// Adds a sample of the series `labels`.
+    /// Adds a sample of the series `labels`. Returns the head's reference of the series when
+    /// the sample goes to the head (for [`append_ref`](Self::append_ref) next time), `None`
+    /// when it is older than the persisted boundary and waits for an out-of-order block.
     ///
     /// # Errors
     /// As [`Appender::append`] for samples that go to the head.
-    pub fn append(&mut self, labels: &Labels, timestamp_ms: i64, value: f64) -> Result<(), AppendError> {
+    pub fn append(&mut self, labels: &Labels, timestamp_ms: i64, value: f64) -> Result<Option<SeriesRef>, AppendError> {
         if timestamp_ms < self.db.cutoff.load(Ordering::Relaxed) {
             if labels.is_empty() {
                 return Err(AppendError::EmptyLabels);
             }
             self.ooo.push((labels.clone(), timestamp_ms, value));
+            return Ok(None);
+        }
+        self.app.append(labels, timestamp_ms, value).map(Some)
+    }
+
+    /// Adds a sample of a series by the head reference an earlier
+    /// [`append`](Self::append) returned (no hashing, no label comparison). A sample older
+    /// than the persisted boundary is routed to an out-of-order block under the series'
+    /// labels.
+    ///
+    /// # Errors
+    /// [`AppendError::UnknownRef`] when the head no longer has the series (garbage
+    /// collected): append by labels instead. Otherwise as [`Appender::append_ref`].
+    pub fn append_ref(&mut self, r: SeriesRef, timestamp_ms: i64, value: f64) -> Result<(), AppendError> {
+        if timestamp_ms < self.db.cutoff.load(Ordering::Relaxed) {
+            let labels = self.db.head.series_labels(r).ok_or(AppendError::UnknownRef(r))?;
+            self.ooo.push((labels, timestamp_ms, value));
             return Ok(());
         }
-        self.app.append(labels, timestamp_ms, value).map(|_| ())
+        self.app.append_ref(r, timestamp_ms, value)
     }
 
     /// Adds a sample of the series given by label pairs sorted by name (see
@@ -742,7 +773,7 @@ impl DbAppender<'_> {
     {
         if timestamp_ms < self.db.cutoff.load(Ordering::Relaxed) {
             let labels = Labels::from_pairs(pairs).map_err(AppendError::InvalidLabels)?;
-            return self.append(&labels, timestamp_ms, value);
+            return self.append(&labels, timestamp_ms, value).map(|_| ());
         }
         self.app.append_pairs(pairs, timestamp_ms, value).map(|_| ())
     }
