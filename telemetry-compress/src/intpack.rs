@@ -258,6 +258,83 @@ pub(crate) fn pack(xs: &[i64], out: &mut Vec<u8>) {
     out.extend_from_slice(&best);
 }
 
+/// Reads `out.len()` fields of `w <= 56` bits, MSB first, from `stream` at bit `bit0`, mapped by
+/// `f`. The caller has checked that `stream` holds them.
+#[inline(always)]
+fn unpack_width(stream: &[u8], bit0: usize, w: u32, out: &mut [i64], f: impl Fn(u64) -> i64) {
+    if w == 0 {
+        out.fill(f(0));
+        return;
+    }
+    let mask = (1u64 << w) - 1;
+    // Fields whose 8-byte window lies inside the stream are read with one unaligned load.
+    // Field j starts at bit0 + j·w and fits the window of its first byte (bit % 8 + w <= 63);
+    // the window lies inside the stream while that byte is at most len - 8.
+    let limit = stream.len().saturating_sub(7) * 8;
+    let fast_count = limit.saturating_sub(bit0).div_ceil(w as usize).min(out.len());
+    let mut bit = bit0;
+    for o in out[..fast_count].iter_mut() {
+        let at = bit / 8;
+        // ok: at + 8 <= stream.len() for the first fast_count fields (see above)
+        let word = u64::from_be_bytes(stream[at..at + 8].try_into().unwrap_or([0; 8]));
+        *o = f((word >> (64 - (bit % 8) as u32 - w)) & mask);
+        bit += w as usize;
+    }
+    for o in out[fast_count..].iter_mut() {
+        let at = bit / 8;
+        let mut buf = [0u8; 8];
+        let end = (at + 8).min(stream.len());
+        buf[..end - at].copy_from_slice(&stream[at..end]);
+        let word = u64::from_be_bytes(buf);
+        *o = f((word >> (64 - (bit % 8) as u32 - w)) & mask);
+        bit += w as usize;
+    }
+}
+
+/// Reads `out.len()` exponential-Golomb code words of order `k` from `stream` at bit `bit0`,
+/// mapped by `f`; returns the bit after the last. `at` (bits) locates `stream` for errors.
+#[inline(always)]
+fn unpack_eg(
+    stream: &[u8],
+    bit0: usize,
+    k: u32,
+    out: &mut [i64],
+    at: usize,
+    f: impl Fn(u64) -> i64,
+) -> Result<usize, ChunkError> {
+    let window = |bit: usize| -> Option<u64> {
+        let i = bit / 8;
+        let w = u64::from_be_bytes(stream.get(i..i + 8)?.try_into().ok()?);
+        Some(w << (bit % 8))
+    };
+    let mut bit = bit0;
+    let mut done = 0;
+    // Fast path: whole 8-byte windows (at least 57 valid bits after the shift).
+    for o in out.iter_mut() {
+        let Some(w) = window(bit) else { break };
+        let z = w.leading_zeros();
+        let len = z + k + 1;
+        if len > EG_MAX_BITS || z > 56 {
+            return Err(ChunkError::Corrupt { what: "exponential-Golomb code", offset: (at + bit) / 8 });
+        }
+        let Some(y) = window(bit + z as usize) else { break };
+        *o = f((y >> (64 - len)) - (1u64 << k));
+        bit += (z + len) as usize;
+        done += 1;
+    }
+    if done < out.len() {
+        let rest = stream.get(bit / 8..).ok_or(ChunkError::UnexpectedEof { bit_offset: at + bit, needed: k + 1 })?;
+        let mut r = BitReader::new(rest);
+        r.read_bits((bit % 8) as u32)?;
+        let c = Code::Eg(k);
+        for o in &mut out[done..] {
+            *o = f(c.read(&mut r)?);
+        }
+        bit = (bit / 8) * 8 + r.bit_pos();
+    }
+    Ok(bit)
+}
+
 /// The median of `xs` (the upper one for an even count); `xs` must not be empty.
 pub(crate) fn median(xs: &[i64]) -> i64 {
     let mut v = xs.to_vec();
@@ -293,29 +370,57 @@ pub(crate) fn unpack(b: &[u8], pos: &mut usize, n: usize, out: &mut Vec<i64>, ba
             if need > stream.len() as u64 * 8 {
                 return Err(ChunkError::UnexpectedEof { bit_offset: (base + *pos) * 8, needed: 64 });
             }
-            let mut r = BitReader::new(stream);
             out.reserve(n);
+            // Bit position in `stream`; fixed widths are read straight from it, code words
+            // through a BitReader started at the same bit.
+            let mut bit = 0usize;
             for (i, c) in cs.iter().enumerate() {
                 let count = per.min(n - (i * per).min(n));
                 match (*c, zz) {
-                    (Code::Width(w), false) => {
-                        for _ in 0..count {
-                            out.push(x0.wrapping_add(g.wrapping_mul(r.read_bits(w)?) as i64));
+                    (Code::Width(w), false) if w <= 56 => {
+                        // Earlier code words may have taken more than their minimum.
+                        if bit + w as usize * count > stream.len() * 8 {
+                            return Err(ChunkError::UnexpectedEof { bit_offset: (base + *pos) * 8 + bit, needed: w });
                         }
+                        let start = out.len();
+                        out.resize(start + count, 0);
+                        unpack_width(stream, bit, w, &mut out[start..], |u| x0.wrapping_add(g.wrapping_mul(u) as i64));
+                        bit += w as usize * count;
                     }
-                    (c, false) => {
-                        for _ in 0..count {
-                            out.push(x0.wrapping_add(g.wrapping_mul(c.read(&mut r)?) as i64));
-                        }
+                    (Code::Eg(k), z) => {
+                        let start = out.len();
+                        out.resize(start + count, 0);
+                        let at = (base + *pos) * 8;
+                        bit = if z {
+                            unpack_eg(stream, bit, k, &mut out[start..], at, |u| {
+                                x0.wrapping_add(unzigzag(u).wrapping_mul(g as i64))
+                            })?
+                        } else {
+                            unpack_eg(stream, bit, k, &mut out[start..], at, |u| {
+                                x0.wrapping_add(g.wrapping_mul(u) as i64)
+                            })?
+                        };
                     }
-                    (c, true) => {
-                        for _ in 0..count {
-                            out.push(x0.wrapping_add(unzigzag(c.read(&mut r)?).wrapping_mul(g as i64)));
+                    (c, z) => {
+                        let rest = stream
+                            .get(bit / 8..)
+                            .ok_or(ChunkError::UnexpectedEof { bit_offset: (base + *pos) * 8 + bit, needed: 1 })?;
+                        let mut r = BitReader::new(rest);
+                        r.read_bits((bit % 8) as u32)?;
+                        if z {
+                            for _ in 0..count {
+                                out.push(x0.wrapping_add(unzigzag(c.read(&mut r)?).wrapping_mul(g as i64)));
+                            }
+                        } else {
+                            for _ in 0..count {
+                                out.push(x0.wrapping_add(g.wrapping_mul(c.read(&mut r)?) as i64));
+                            }
                         }
+                        bit = (bit / 8) * 8 + r.bit_pos();
                     }
                 }
             }
-            *pos += r.bit_pos().div_ceil(8);
+            *pos += bit.div_ceil(8);
         }
         SPARSE => {
             let bg = get_varint(b, pos)?;

@@ -712,9 +712,12 @@ fn decode_scaled(b: &[u8], base: usize, n: usize, vs: &mut Vec<f64>) -> Result<(
     if n > seeds {
         intpack::unpack(b, &mut pos, n - seeds, &mut d, base)?;
     }
+    // Undo the differences, innermost first.
     for k in (0..seeds).rev() {
-        for i in k + 1..n {
-            d[i] = d[i].wrapping_add(d[i - 1]);
+        let mut acc = d[k];
+        for x in &mut d[k + 1..] {
+            acc = acc.wrapping_add(*x);
+            *x = acc;
         }
     }
     if pos != b.len() {
@@ -723,6 +726,7 @@ fn decode_scaled(b: &[u8], base: usize, n: usize, vs: &mut Vec<f64>) -> Result<(
     let start = vs.len();
     match scale {
         Scale::Bits => vs.extend(d.iter().map(|&x| f64::from_bits(x as u64))),
+        Scale::Div(0, 0) => vs.extend(d.iter().map(|&v| v as f64)),
         Scale::Div(x, 0) => {
             let p = EXP[x];
             vs.extend(d.iter().map(|&v| (v as f64) / p));
