@@ -63,11 +63,13 @@ pub mod record;
 pub mod rollup;
 mod series;
 pub mod tier;
+pub mod tombstone;
 pub mod wal;
 
 pub use error::{AppendError, DbError, HeadError, RefuseReason};
 pub use head::{Appender, CommitSummary, Head, HeadOptions, HeadStats};
 pub use query::HeadQuerier;
+pub use tombstone::Tombstones;
 pub use wal::{CheckpointReport, ReplayReport, SyncPolicy, Wal, WalError, WalOptions};
 
 /// A series' reference in the head and the WAL: assigned at creation, never reused, stable
