@@ -16,7 +16,13 @@
 //!   extrapolation to the counter's zero point before testing it against 1.1 sample intervals,
 //!   3.x after; the pipeline follows 3.x, so such windows are avoided, not compared.)
 //!
-//! The binaries run with their own flags and ports; no system service is involved.
+//! - The pipeline's own scrape manager scrapes the same node exporter (job `pipeline-node`,
+//!   `file_sd`, every second) beside Prometheus: the same series with the same report series,
+//!   equal `scrape_samples_scraped` and constants, and a stale marker ending every series once
+//!   the target leaves the `file_sd` file.
+//!
+//! The binaries run with their own flags and ports; no system service is involved. StatsD over
+//! UDP is tested in the default suite (`tests/sources.rs`).
 #![cfg(feature = "server")]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,6 +34,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use telemetry_core::{Queryable, SelectHints, is_stale_nan};
+use telemetry_pipeline::config::{FileSdConfig, ScrapeJob};
+use telemetry_pipeline::sources::Sources;
 use telemetry_pipeline::{Pipeline, PipelineConfig};
 
 const IGNORE: &str = "needs prometheus, prometheus-node-exporter (Debian packages) and ../shared/data";
@@ -141,6 +149,7 @@ struct Rig {
     pipeline_addr: SocketAddr,
     prom_addr: SocketAddr,
     sd_files: [PathBuf; 2],
+    own_sd: Option<PathBuf>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<std::thread::JoinHandle<()>>,
     // Dropped before the temporary directory.
@@ -183,11 +192,26 @@ fn write_sd(path: &Path, target: Option<u16>) {
 
 impl Rig {
     /// Starts everything and lets Prometheus scrape for `scrape_seconds`.
-    fn start(scrape_seconds: u64) -> Rig {
+    /// With `own_scrape`, the pipeline's scrape manager scrapes the node exporter too, every
+    /// second, as job `pipeline-node` (targets from the `file_sd` file [`Rig::own_sd`]).
+    fn start(scrape_seconds: u64, own_scrape: bool) -> Rig {
         let dir = tempfile::Builder::new().prefix("real-clients-").tempdir().unwrap();
+        let (node_port, prom_port) = (free_port(), free_port());
         let mut cfg = PipelineConfig::default();
         cfg.storage.data_dir = dir.path().join("pipeline");
         cfg.anomaly.rules.clear(); // no anomaly_score series: the stores must hold the same series
+        cfg.statsd.enabled = false;
+        let own_sd = own_scrape.then(|| dir.path().join("pipeline-node.json"));
+        if let Some(sd) = &own_sd {
+            write_sd(sd, Some(node_port));
+            cfg.scrape.jobs.push(ScrapeJob {
+                job_name: "pipeline-node".into(),
+                scrape_interval_ms: 1000,
+                scrape_timeout_ms: 1000,
+                file_sd_configs: vec![FileSdConfig { files: vec![sd.clone()], refresh_interval_ms: 200 }],
+                ..ScrapeJob::default()
+            });
+        }
         let pipeline = Arc::new(Pipeline::start(cfg).unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -197,16 +221,17 @@ impl Rig {
             rt.block_on(async move {
                 let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(l.local_addr().unwrap()).unwrap();
+                let sources = Sources::start(p.clone()).await.unwrap();
                 telemetry_pipeline::server::serve(p, l, async {
                     let _ = stopped.await;
                 })
                 .await
                 .unwrap();
+                sources.shutdown().await;
             });
         });
         let pipeline_addr = addr_rx.recv().unwrap();
 
-        let (node_port, prom_port) = (free_port(), free_port());
         let node_exporter = Proc::spawn(
             "node-exporter",
             "prometheus-node-exporter",
@@ -235,6 +260,7 @@ impl Rig {
             pipeline_addr,
             prom_addr,
             sd_files,
+            own_sd,
             stop: Some(stop),
             server: Some(server),
             prometheus: Some(prometheus),
@@ -341,7 +367,7 @@ fn raw_samples(addr: SocketAddr, t: i64) -> Points {
 #[test]
 #[ignore = "needs prometheus, prometheus-node-exporter (Debian packages) and ../shared/data"]
 fn prometheus_remote_write_stores_every_sample_prometheus_stored() {
-    let rig = Rig::start(SCRAPE_SECONDS);
+    let rig = Rig::start(SCRAPE_SECONDS, false);
     let (t, stopped_at) = rig.stop_scraping_and_drain();
     let (prom, ours) = (raw_samples(rig.prom_addr, t), raw_samples(rig.pipeline_addr, t));
     let n_prom: usize = prom.values().map(Vec::len).sum();
@@ -382,7 +408,7 @@ fn prometheus_remote_write_stores_every_sample_prometheus_stored() {
 
     // Stale markers are not visible through the query API; read them from the head: when the
     // jobs were removed, Prometheus marked every series stale, and remote write carried that.
-    let head = rig.pipeline.head();
+    let head = rig.pipeline.storage();
     let q = head.querier(i64::MIN, i64::MAX).unwrap();
     let (mut series, mut ending_stale) = (0, 0);
     for s in q.select(&SelectHints::default(), &[]).unwrap() {
@@ -424,7 +450,7 @@ fn close(a: f64, b: f64) -> (bool, bool) {
 #[test]
 #[ignore = "needs prometheus, prometheus-node-exporter (Debian packages) and ../shared/data"]
 fn promtool_queries_answer_the_same_from_the_pipeline_and_prometheus() {
-    let rig = Rig::start(SCRAPE_SECONDS_QUERIES);
+    let rig = Rig::start(SCRAPE_SECONDS_QUERIES, false);
     let (t, stopped_at) = rig.stop_scraping_and_drain();
 
     // Prometheus 2.42 selects ranges [t - r, t] and the pipeline (t - r, t], as Prometheus 3
@@ -519,4 +545,97 @@ fn promtool_queries_answer_the_same_from_the_pipeline_and_prometheus() {
         queries.len()
     );
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// (c) The pipeline's own scrape manager against the same node exporter.
+
+/// Label sets (as sorted JSON, `job` removed) of `/api/v1/series` for `selector` over
+/// `[start, end]`.
+fn series_without_job(addr: SocketAddr, selector: &str, start: i64, end: i64) -> BTreeSet<String> {
+    let data =
+        api(addr, &format!("/api/v1/series?match%5B%5D={}&start={}&end={}", enc(selector), secs(start), secs(end)));
+    data.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let mut l: BTreeMap<String, String> = serde_json::from_value(s.clone()).unwrap();
+            l.remove("job");
+            serde_json::to_string(&l).unwrap()
+        })
+        .collect()
+}
+
+/// The value of a one-series instant query.
+fn scalar(addr: SocketAddr, q: &str, t: i64) -> f64 {
+    let v = points(&api(addr, &format!("/api/v1/query?query={}&time={}", enc(q), secs(t)))["result"]);
+    assert_eq!(v.len(), 1, "{q} on {addr}: {v:?}");
+    v.values().next().unwrap()[0].1
+}
+
+#[test]
+#[ignore = "needs prometheus, prometheus-node-exporter (Debian packages) and ../shared/data"]
+fn the_pipelines_scrape_manager_scrapes_node_exporter_as_prometheus_does() {
+    let started = now_ms();
+    let rig = Rig::start(15, true);
+    let t = now_ms();
+    let (prom, ours) = (rig.prom_addr, rig.pipeline_addr);
+
+    // The same series from the same exposition, report series (up, scrape_duration_seconds,
+    // scrape_samples_scraped, scrape_samples_post_metric_relabeling, scrape_series_added)
+    // included.
+    let theirs = series_without_job(prom, r#"{job="node"}"#, started, t);
+    let mine = series_without_job(ours, r#"{job="pipeline-node"}"#, started, t);
+    eprintln!("Prometheus's node job: {} series; the pipeline's own: {}", theirs.len(), mine.len());
+    assert!(theirs.len() > 300, "too few series scraped");
+    let only_prom: Vec<&String> = theirs.difference(&mine).take(10).collect();
+    let only_ours: Vec<&String> = mine.difference(&theirs).take(10).collect();
+    assert!(
+        only_prom.is_empty() && only_ours.is_empty(),
+        "only in Prometheus: {only_prom:?}\nonly in the pipeline: {only_ours:?}"
+    );
+
+    // Report series and values that cannot differ between two scrapes of one exporter.
+    let at = t - 500;
+    assert_eq!(scalar(ours, r#"up{job="pipeline-node"}"#, at), 1.0);
+    for q in ["scrape_samples_scraped", "node_boot_time_seconds", "node_memory_MemTotal_bytes"] {
+        let (a, b) = (
+            scalar(prom, &format!(r#"{q}{{job="node"}}"#), at),
+            scalar(ours, &format!(r#"{q}{{job="pipeline-node"}}"#), at),
+        );
+        eprintln!("{q}: Prometheus {a}, pipeline {b}");
+        assert_eq!(a, b, "{q}");
+    }
+    let d = scalar(ours, r#"scrape_duration_seconds{job="pipeline-node"}"#, at);
+    assert!(d > 0.0 && d < 1.0, "scrape_duration_seconds {d}");
+    let n = scalar(ours, r#"count_over_time(up{job="pipeline-node"}[10s])"#, at);
+    assert!((9.0..=11.0).contains(&n), "{n} scrapes in 10 s at 1 s intervals");
+    // Counters move on between the two scrapers' moments, but their rates agree (summed over
+    // the modes, about the number of cores).
+    let rate = |addr, job: &str| scalar(addr, &format!(r#"sum(rate(node_cpu_seconds_total{{job="{job}"}}[10s]))"#), at);
+    let (a, b) = (rate(prom, "node"), rate(ours, "pipeline-node"));
+    eprintln!("sum of CPU rates over 10 s: Prometheus {a:.3}, pipeline {b:.3} (cores busy)");
+    assert!((a - b).abs() < 0.5, "CPU rates {a} vs {b}");
+
+    // The target leaves the file_sd file: every series of the job ends with a stale marker.
+    let removed = now_ms();
+    write_sd(rig.own_sd.as_ref().unwrap(), None);
+    wait_for("the pipeline's node target to go stale", Duration::from_secs(30), || {
+        let q = format!("/api/v1/query?query={}&time={}", enc(r#"up{job="pipeline-node"}"#), secs(now_ms()));
+        api(ours, &q)["result"].as_array().is_some_and(Vec::is_empty)
+    });
+    let head = rig.pipeline.storage();
+    let q = head.querier(i64::MIN, i64::MAX).unwrap();
+    let m = [telemetry_core::Matcher::equal("job", "pipeline-node")];
+    let (mut series, mut ending_stale) = (0, 0);
+    for s in q.select(&SelectHints::default(), &m).unwrap() {
+        let mut s = s.unwrap();
+        let b = s.samples.collect_all().unwrap();
+        series += 1;
+        if b.values.last().is_some_and(|&v| is_stale_nan(v)) && b.timestamps.last().is_some_and(|&t| t >= removed) {
+            ending_stale += 1;
+        }
+    }
+    eprintln!("{ending_stale} of {series} series of the pipeline's job end with a stale marker");
+    assert_eq!(ending_stale, series);
 }
