@@ -4,7 +4,8 @@
 //! blocks (out-of-order blocks, leftovers of an interrupted compaction) is merged into one
 //! ("vertical" compaction); then, for each configured range above the block range, the blocks
 //! that fit in one aligned window of that range are merged once the window lies entirely
-//! before the persisted boundary. Duplicate timestamps are dropped (the newest block wins).
+//! before the persisted boundary. Duplicate timestamps are dropped (the newest block wins), and
+//! so are samples deleted by tombstones ([`crate::tombstone`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use telemetry_core::{Labels, SampleBatch};
 
 use crate::block::{Aggr, Block, BlockCompaction, BlockError, BlockMeta, BlockWriter, BlockWriterOptions};
+use crate::tombstone::Tombstones;
 
 /// The next group of raw blocks to merge, if any. Only blocks ending at or before `boundary`
 /// take part (newer data is still being written from the head).
@@ -56,12 +58,15 @@ pub(crate) fn plan(blocks: &[Arc<Block>], ranges: &[i64], boundary: i64) -> Opti
 }
 
 /// Merges raw blocks into one new block under `parent` (duplicates dropped, the block with the
-/// largest id winning a timestamp); `None` when the inputs hold no samples. The inputs are left
-/// in place: the caller deletes them once the output is visible.
+/// largest id winning a timestamp, samples deleted by `tombstones` dropped); `None` when the
+/// inputs are all out-of-order blocks and hold no sample left. (An output with no sample left
+/// is still written when an input is an in-order block: its range keeps the persisted
+/// boundary.) The inputs are left in place: the caller deletes them once the output is visible.
 pub(crate) fn merge(
     parent: &Path,
     inputs: &[Arc<Block>],
     opts: BlockWriterOptions,
+    tombstones: &Tombstones,
 ) -> Result<Option<BlockMeta>, BlockError> {
     // Newest first: merge priority.
     let mut inputs: Vec<&Arc<Block>> = inputs.iter().collect();
@@ -81,10 +86,11 @@ pub(crate) fn merge(
             inputs[k].read_series(&crefs, Aggr::Raw, i64::MIN, i64::MAX, &mut batch)?;
             parts.push(batch);
         }
-        let batch = crate::db::merge_batches(parts);
+        let mut batch = crate::db::merge_batches(parts);
+        tombstones.filter(labels, &mut batch, 0);
         w.add_series(labels, &[(Aggr::Raw, &batch.timestamps, &batch.values)])?;
     }
-    if w.num_series() == 0 {
+    if w.num_series() == 0 && inputs.iter().all(|b| b.meta().out_of_order) {
         return Ok(None);
     }
     let min_time = inputs.iter().map(|b| b.meta().min_time).min().unwrap_or(0);

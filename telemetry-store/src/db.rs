@@ -54,6 +54,7 @@ use crate::block::{
 use crate::error::{AppendError, DbError};
 use crate::head::{Appender, CommitSummary, Head, HeadOptions, HeadStats};
 use crate::tier::{Segment, TierConfig, TierReport};
+use crate::tombstone::{TombstoneLog, Tombstones};
 use crate::wal::{CheckpointReport, ReplayReport, Wal};
 
 const HOUR: i64 = 3_600_000;
@@ -120,6 +121,8 @@ struct State {
     /// Head reads are clipped to samples at or after this (end of the newest block written
     /// from the head); `i64::MIN` before the first.
     boundary: i64,
+    /// Deleted series intervals ([`Db::delete`]), applied to every read.
+    tombstones: Arc<Tombstones>,
 }
 
 /// Statistics of the whole database.
@@ -140,6 +143,8 @@ pub struct DbStats {
     pub out_of_order_block_refused: u64,
     /// End of the newest block written from the head (ms, exclusive), if any.
     pub persisted_until: Option<i64>,
+    /// Series with deleted intervals not yet cleaned ([`Db::delete`], [`Db::clean_tombstones`]).
+    pub tombstoned_series: u64,
 }
 
 /// What one [`Db::maintain`] did.
@@ -156,6 +161,87 @@ pub struct MaintenanceReport {
     /// Rollups written and blocks deleted by [`crate::tier::maintain`] (downsampling and
     /// retention).
     pub tiers: TierReport,
+}
+
+/// What one [`Db::delete`] recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteReport {
+    /// Series tombstoned (those matching, with data in the range in the head or a block).
+    pub series: u64,
+    /// The deleted range, `[mint, maxt]` (ms, both inclusive).
+    pub mint: i64,
+    /// See `mint`.
+    pub maxt: i64,
+}
+
+/// What one [`Db::clean_tombstones`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CleanReport {
+    /// Blocks rewritten without their deleted samples: the old id and the new block.
+    pub rewritten: Vec<(String, BlockMeta)>,
+    /// Tombstone intervals dropped (no block holds their data any more, and the head holds
+    /// none it could serve).
+    pub dropped: u64,
+    /// Series still tombstoned afterwards (their interval reaches the head's range, at or
+    /// after the persisted boundary: the head is cleaned when it is persisted).
+    pub remaining_series: u64,
+}
+
+/// `true` when `block` still holds a sample (raw) or a rollup point whose bucket meets an
+/// interval that `tombstones` deletes.
+fn holds_deleted(block: &Block, tombstones: &Tombstones) -> Result<bool, BlockError> {
+    let m = block.meta();
+    let widen = (m.resolution_ms - 1).max(0);
+    for (labels, ivs) in tombstones.iter() {
+        if !ivs.iter().any(|&(a, b)| a < m.max_time && b.saturating_add(widen) >= m.min_time) {
+            continue;
+        }
+        let Some(r) = block.find_series(labels)? else { continue };
+        let (_, crefs) = block.series(r)?;
+        let Some(aggr) = crefs.first().map(|c| c.aggr) else { continue };
+        let mut batch = SampleBatch::default();
+        for &(a, b) in ivs {
+            block.read_series(&crefs, aggr, a, b.saturating_add(widen), &mut batch)?;
+            if !batch.is_empty() {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Writes `block` again under `parent` without what `tombstones` deletes (every kind of a
+/// rollup block), same range, resolution, lineage and out-of-order flag, one compaction level
+/// higher (so that the original is superseded if a kill leaves both).
+fn rewrite_block(
+    parent: &Path,
+    block: &Block,
+    tombstones: &Tombstones,
+    opts: BlockWriterOptions,
+) -> Result<BlockMeta, BlockError> {
+    let m = block.meta();
+    let widen = (m.resolution_ms - 1).max(0);
+    let mut w = BlockWriter::with_options(parent, m.resolution_ms, opts)?;
+    w.set_out_of_order(m.out_of_order);
+    for r in 0..block.num_series() {
+        let (labels, crefs) = block.series(r)?;
+        let mut kinds: Vec<Aggr> = crefs.iter().map(|c| c.aggr).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        let mut data = Vec::with_capacity(kinds.len());
+        for k in kinds {
+            let mut batch = SampleBatch::default();
+            block.read_series(&crefs, k, i64::MIN, i64::MAX, &mut batch)?;
+            tombstones.filter(&labels, &mut batch, widen);
+            data.push((k, batch));
+        }
+        let slices: Vec<(Aggr, &[i64], &[f64])> =
+            data.iter().map(|(k, b)| (*k, b.timestamps.as_slice(), b.values.as_slice())).collect();
+        w.add_series(&labels, &slices)?;
+    }
+    let mut compaction = m.compaction.clone();
+    compaction.level = compaction.level.max(1) + 1;
+    w.finish(m.min_time, m.max_time, compaction)
 }
 
 /// Head + WAL + blocks; see the [module docs](self).
@@ -206,6 +292,8 @@ pub struct Db {
     blocks_mu: Mutex<()>,
     ooo_samples: std::sync::atomic::AtomicU64,
     ooo_refused: std::sync::atomic::AtomicU64,
+    /// The tombstone log; held while a deletion or a cleaning changes the tombstones.
+    tombstone_log: Mutex<TombstoneLog>,
 }
 
 impl std::fmt::Debug for Db {
@@ -236,8 +324,10 @@ fn boundary_of(blocks: &[Arc<Block>]) -> i64 {
 }
 
 /// Raw blocks whose sources a higher-level raw block entirely covers: leftovers of a compaction
-/// killed after its output was renamed into place and before its inputs were deleted. (Rollup
-/// blocks superseded by a rebuild are the tier module's to delete.)
+/// (or of a rewrite by [`Db::clean_tombstones`]) killed after its output was renamed into place
+/// and before its inputs were deleted. Rollup blocks likewise, when a higher-level block of the
+/// same tier and range covers their sources (a rewrite by [`Db::clean_tombstones`] raises the
+/// level; rollup blocks superseded by a rebuild are the tier module's to delete).
 fn superseded(blocks: &[Arc<Block>]) -> Vec<usize> {
     let mut out = Vec::new();
     for (i, b) in blocks.iter().enumerate() {
@@ -245,8 +335,8 @@ fn superseded(blocks: &[Arc<Block>]) -> Vec<usize> {
         let covered = blocks.iter().any(|a| {
             let am = a.meta();
             am.id != bm.id
-                && bm.resolution_ms == 0
-                && am.resolution_ms == 0
+                && bm.resolution_ms == am.resolution_ms
+                && (bm.resolution_ms == 0 || (am.min_time == bm.min_time && am.max_time == bm.max_time))
                 && am.compaction.level > bm.compaction.level
                 && bm.compaction.sources.iter().all(|s| am.compaction.sources.contains(s))
         });
@@ -277,6 +367,7 @@ impl Db {
             delete_block(&blocks[i])?;
             blocks.remove(i);
         }
+        let (tombstone_log, tombstones) = TombstoneLog::open(&dir)?;
         let (head, report) = Head::open(&dir, opts.head.clone())?;
         let boundary = boundary_of(&blocks);
         if boundary != i64::MIN && head.stats().time_range.is_some_and(|(min, _)| min < boundary) {
@@ -287,13 +378,14 @@ impl Db {
             blocks_dir,
             opts,
             head,
-            state: RwLock::new(Arc::new(State { blocks, boundary })),
+            state: RwLock::new(Arc::new(State { blocks, boundary, tombstones: Arc::new(tombstones) })),
             cutoff: AtomicI64::new(boundary),
             route: RwLock::new(()),
             maintain: Mutex::new(()),
             blocks_mu: Mutex::new(()),
             ooo_samples: Default::default(),
             ooo_refused: Default::default(),
+            tombstone_log: Mutex::new(tombstone_log),
         };
         Ok((db, report))
     }
@@ -350,6 +442,7 @@ impl Db {
             out_of_order_block_samples: self.ooo_samples.load(Ordering::Relaxed),
             out_of_order_block_refused: self.ooo_refused.load(Ordering::Relaxed),
             persisted_until: (st.boundary != i64::MIN).then_some(st.boundary),
+            tombstoned_series: st.tombstones.num_series() as u64,
         }
     }
 
@@ -380,13 +473,16 @@ impl Db {
     /// older sample into the head between the flush's decision and the cutoff move; `None`
     /// when there are no samples.
     fn write_head_range(&self, boundary: i64, mint: i64, maxt: i64) -> Result<Option<BlockMeta>, DbError> {
+        let tombstones = rlock(&self.state).tombstones.clone();
         let q = self.head.querier(boundary, maxt - 1).map_err(storage_to_block)?;
         let set = q.select(&SelectHints::default(), &[]).map_err(storage_to_block)?;
         let mut w = self.writer()?;
         let mut min_t = mint;
         for s in set {
             let mut s = s.map_err(storage_to_block)?;
-            let batch = s.samples.collect_all().map_err(storage_to_block)?;
+            let mut batch = s.samples.collect_all().map_err(storage_to_block)?;
+            // Deleted samples are dropped here, physically (the head keeps them until truncated).
+            tombstones.filter(&s.labels, &mut batch, 0);
             if let Some(&t) = batch.timestamps.first() {
                 min_t = min_t.min(t);
             }
@@ -443,7 +539,7 @@ impl Db {
                 let mut blocks = st.blocks.clone();
                 blocks.extend(block);
                 sort_blocks(&mut blocks);
-                State { blocks, boundary: st.boundary.max(b) }
+                State { blocks, boundary: st.boundary.max(b), tombstones: st.tombstones.clone() }
             });
             if let Some(cp) = self.head.truncate(b)? {
                 report.checkpoints.push(cp);
@@ -466,6 +562,139 @@ impl Db {
         Ok(report)
     }
 
+    /// Deletes the samples of the series matching all `matchers` in `[mint, maxt]` (ms, both
+    /// inclusive), as Prometheus's `POST /api/v1/admin/tsdb/delete_series`: the matchers are
+    /// resolved now to the series with data in the range (head, raw, out-of-order and rollup
+    /// blocks), and a tombstone per series and interval is appended to the tombstone log and
+    /// synced before this returns (see [`crate::tombstone`]). Every querier created afterwards
+    /// omits those samples, and rollup points whose bucket meets the range (a rollup tier's
+    /// partly deleted buckets are dropped whole). Samples appended to the range later for the
+    /// same series are hidden as well while the tombstone lives; samples outside the range,
+    /// earlier or later, are untouched.
+    ///
+    /// Deleted samples are removed physically when the head is persisted into a block, when
+    /// blocks are compacted, and by [`clean_tombstones`](Self::clean_tombstones), which also
+    /// drops the tombstones that no longer have anything to hide.
+    ///
+    /// # Errors
+    /// [`DbError::Config`] when `matchers` is empty (as Prometheus, at least one is needed) or
+    /// `mint > maxt`; [`DbError::Block`] when a block's index cannot be read or the head read
+    /// fails; [`DbError::Io`] when the log cannot be written or synced (then the deletion may or
+    /// may not survive a crash, and is not applied to readers).
+    pub fn delete(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<DeleteReport, DbError> {
+        if matchers.is_empty() {
+            return Err(DbError::Config("delete: at least one series matcher is required".into()));
+        }
+        if mint > maxt {
+            return Err(DbError::Config(format!("delete: start {mint} is after end {maxt}")));
+        }
+        let st = rlock(&self.state).clone();
+        let mut found: std::collections::BTreeSet<Labels> = std::collections::BTreeSet::new();
+        for r in self.head.select_series(matchers, mint, maxt) {
+            found.insert(r.map_err(storage_to_block)?.0);
+        }
+        for b in &st.blocks {
+            let m = b.meta();
+            // A rollup point p holds the data of (p - R, p].
+            let hi = maxt.saturating_add((m.resolution_ms - 1).max(0));
+            if m.min_time <= hi && m.max_time > mint {
+                found.extend(b.series_in_range(matchers, mint, hi)?);
+            }
+        }
+        drop(st);
+        let mut rec = Tombstones::new();
+        for l in &found {
+            rec.add(l, mint, maxt);
+        }
+        let report = DeleteReport { series: found.len() as u64, mint, maxt };
+        if rec.is_empty() {
+            return Ok(report);
+        }
+        let mut log = self.tombstone_log.lock().unwrap_or_else(|p| p.into_inner());
+        log.append(&rec)?;
+        let mut g = wlock(&self.state);
+        let mut all = (*g.tombstones).clone();
+        all.extend(&rec);
+        *g = Arc::new(State { blocks: g.blocks.clone(), boundary: g.boundary, tombstones: Arc::new(all) });
+        Ok(report)
+    }
+
+    /// The tombstones in force (deleted series intervals not yet cleaned).
+    pub fn tombstones(&self) -> Arc<Tombstones> {
+        rlock(&self.state).tombstones.clone()
+    }
+
+    /// Rewrites every block (raw, out-of-order and rollup) that holds samples deleted by a
+    /// tombstone, without them (as Prometheus's `clean_tombstones`), then drops the tombstone
+    /// intervals that have nothing left to hide: no block holds their data and they end before
+    /// the persisted boundary (head data from there on is cleaned when persisted). Runs under
+    /// the maintenance lock.
+    ///
+    /// Crash safety: each rewritten block is written atomically one compaction level higher
+    /// than the original, which is deleted once the new one is visible (a kill in between
+    /// leaves both, and the original is deleted at the next open as superseded); the
+    /// tombstone log is replaced last, atomically. Until then the tombstones stay in force,
+    /// so a kill at any point leaves the deletion fully in force.
+    ///
+    /// # Errors
+    /// [`DbError::Block`] reading or writing a block; [`DbError::Io`] writing the log. Blocks
+    /// rewritten before an error stay (they are complete), and the tombstones stay in force.
+    pub fn clean_tombstones(&self) -> Result<CleanReport, DbError> {
+        let _g = self.maintain.lock().unwrap_or_else(|p| p.into_inner());
+        let mut report = CleanReport::default();
+        let st = rlock(&self.state).clone();
+        if st.tombstones.is_empty() {
+            return Ok(report);
+        }
+        for b in &st.blocks {
+            if !holds_deleted(b, &st.tombstones)? {
+                continue;
+            }
+            let meta = rewrite_block(&self.blocks_dir, b, &st.tombstones, self.opts.block)?;
+            let nb = Arc::new(Block::open(&self.blocks_dir.join(&meta.id))?);
+            self.publish(|s| {
+                let mut blocks: Vec<Arc<Block>> = s.blocks.iter().filter(|x| !Arc::ptr_eq(x, b)).cloned().collect();
+                blocks.push(nb);
+                sort_blocks(&mut blocks);
+                State { blocks, boundary: s.boundary, tombstones: s.tombstones.clone() }
+            });
+            delete_block(b)?;
+            report.rewritten.push((b.meta().id.clone(), meta));
+        }
+        drop(st);
+        // No deletion, and no out-of-order block, while the remaining tombstones are decided.
+        let mut log = self.tombstone_log.lock().unwrap_or_else(|p| p.into_inner());
+        let _b = self.blocks_mu.lock().unwrap_or_else(|p| p.into_inner());
+        let cur = rlock(&self.state).clone();
+        let mut remaining = (*cur.tombstones).clone();
+        let mut err = None;
+        let dropped = remaining.retain(|labels, a, b| {
+            if b >= cur.boundary {
+                return true;
+            }
+            let mut one = Tombstones::new();
+            one.add(labels, a, b);
+            cur.blocks.iter().any(|blk| match holds_deleted(blk, &one) {
+                Ok(h) => h,
+                Err(e) => {
+                    err.get_or_insert(e);
+                    true
+                }
+            })
+        });
+        if let Some(e) = err {
+            return Err(e.into());
+        }
+        if dropped > 0 {
+            log.rewrite(&remaining)?;
+            let mut g = wlock(&self.state);
+            *g = Arc::new(State { blocks: g.blocks.clone(), boundary: g.boundary, tombstones: Arc::new(remaining) });
+        }
+        report.dropped = dropped as u64;
+        report.remaining_series = rlock(&self.state).tombstones.num_series() as u64;
+        Ok(report)
+    }
+
     /// Compacts raw blocks until no plan remains (see the [module docs](self)).
     fn compact(&self, report: &mut MaintenanceReport) -> Result<(), DbError> {
         loop {
@@ -474,11 +703,13 @@ impl Db {
                 crate::compact::plan(&st.blocks, &self.opts.compaction_ranges, st.boundary)
             };
             let Some(group) = planned else { break };
-            let Some(meta) = crate::compact::merge(&self.blocks_dir, &group, self.opts.block)? else {
+            let tombstones = rlock(&self.state).tombstones.clone();
+            let Some(meta) = crate::compact::merge(&self.blocks_dir, &group, self.opts.block, &tombstones)? else {
                 // Nothing left in the inputs: drop them.
                 self.publish(|st| State {
                     blocks: st.blocks.iter().filter(|b| !group.iter().any(|g| Arc::ptr_eq(g, b))).cloned().collect(),
                     boundary: st.boundary,
+                    tombstones: st.tombstones.clone(),
                 });
                 for g in &group {
                     delete_block(g)?;
@@ -491,7 +722,7 @@ impl Db {
                     st.blocks.iter().filter(|b| !group.iter().any(|g| Arc::ptr_eq(g, b))).cloned().collect();
                 blocks.push(out);
                 sort_blocks(&mut blocks);
-                State { blocks, boundary: st.boundary }
+                State { blocks, boundary: st.boundary, tombstones: st.tombstones.clone() }
             });
             for g in &group {
                 delete_block(g)?;
@@ -544,7 +775,7 @@ impl Db {
             blocks.len() == current.blocks.len() && blocks.iter().zip(&current.blocks).all(|(a, b)| Arc::ptr_eq(a, b));
         drop(current);
         if !unchanged {
-            self.publish(|st| State { blocks, boundary: st.boundary });
+            self.publish(|st| State { blocks, boundary: st.boundary, tombstones: st.tombstones.clone() });
         }
         Ok(())
     }
@@ -645,7 +876,7 @@ impl Db {
             let mut blocks = g.blocks.clone();
             blocks.push(block);
             sort_blocks(&mut blocks);
-            *g = Arc::new(State { blocks, boundary: g.boundary });
+            *g = Arc::new(State { blocks, boundary: g.boundary, tombstones: g.tombstones.clone() });
         }
         self.ooo_samples.fetch_add(summary.stored, Ordering::Relaxed);
         Ok(summary)
@@ -883,6 +1114,21 @@ impl DbQuerier<'_> {
         self.db.head.querier(mint, maxt).map(Some)
     }
 
+    /// `src` with the samples the tombstones delete removed (`widen_ms` as in
+    /// [`Tombstones::filter`]); `src` itself when there are no tombstones.
+    fn deleted_removed<'s>(&self, src: Source<'s>, widen_ms: i64) -> Source<'s> {
+        if self.state.tombstones.is_empty() {
+            return src;
+        }
+        let ts = self.state.tombstones.clone();
+        Box::new(src.map(move |r| {
+            r.map(|(labels, mut batch)| {
+                ts.filter(&labels, &mut batch, widen_ms);
+                (labels, batch)
+            })
+        }))
+    }
+
     /// Sources of raw samples for `seg`, in priority order (head, then newest block first),
     /// each yielding series sorted by labels, lazily.
     fn raw_sources<'s>(
@@ -893,14 +1139,14 @@ impl DbQuerier<'_> {
     ) -> Result<(), StorageError> {
         let mint = seg.mint.max(self.state.boundary);
         if mint <= seg.maxt {
-            out.push(Box::new(self.db.head.select_series(matchers, mint, seg.maxt)));
+            out.push(self.deleted_removed(Box::new(self.db.head.select_series(matchers, mint, seg.maxt)), 0));
         }
         let mut blocks: Vec<&Arc<Block>> =
             self.raw_blocks().filter(|b| b.meta().min_time <= seg.maxt && b.meta().max_time > seg.mint).collect();
         blocks.sort_by(|a, b| b.meta().id.cmp(&a.meta().id));
         for b in blocks {
             let it = b.select_iter(matchers, seg.mint, seg.maxt, Aggr::Raw)?;
-            out.push(Box::new(it.map(|r| r.map_err(StorageError::from))));
+            out.push(self.deleted_removed(Box::new(it.map(|r| r.map_err(StorageError::from))), 0));
         }
         Ok(())
     }
@@ -1028,7 +1274,8 @@ impl Querier for DbQuerier<'_> {
                 .collect();
             let rolled =
                 crate::tier::rollup_samples_blocks(hints.func.as_deref(), &blocks, matchers, seg.mint, seg.maxt)?;
-            sources.push(Box::new(rolled.into_iter().map(Ok)));
+            // A rollup point stands for (p - R, p]: dropped when that bucket meets a deleted interval.
+            sources.push(self.deleted_removed(Box::new(rolled.into_iter().map(Ok)), seg.resolution_ms - 1));
         }
         Ok(Box::new(MergeSeries { sources: sources.into_iter().map(Iterator::peekable).collect() }))
     }

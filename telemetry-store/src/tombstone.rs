@@ -28,8 +28,6 @@
 //! [`Db::clean_tombstones`](crate::db::Db::clean_tombstones) replaces the whole log with what
 //! remains (temporary file, sync, rename, directory sync).
 
-#![allow(dead_code)] // until the Db uses the log (next commit)
-
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -340,11 +338,9 @@ impl TombstoneLog {
     pub(crate) fn append(&mut self, rec: &Tombstones) -> Result<(), DbError> {
         let mut buf = vec![0u8; RECORD_HEADER_LEN];
         rec.encode(&mut buf);
-        let len = u32::try_from(buf.len() - RECORD_HEADER_LEN).map_err(|_| {
-            DbError::Io {
-                path: self.path.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "tombstone record over 4 GiB"),
-            }
+        let len = u32::try_from(buf.len() - RECORD_HEADER_LEN).map_err(|_| DbError::Io {
+            path: self.path.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "tombstone record over 4 GiB"),
         })?;
         let crc = crc32c::crc32c(&buf[RECORD_HEADER_LEN..]);
         buf[..4].copy_from_slice(&len.to_le_bytes());

@@ -203,6 +203,48 @@ impl Block {
         Ok(refs.into_iter().filter_map(move |r| self.read_selected(r, &matchers, mint, maxt, aggr).transpose()))
     }
 
+    /// The reference of the series with exactly `labels`, if the block holds it.
+    ///
+    /// # Errors
+    /// [`BlockError::Index`] or [`BlockError::Corrupt`] for damaged index entries.
+    pub fn find_series(&self, labels: &Labels) -> Result<Option<u32>, BlockError> {
+        let matchers: Vec<Matcher> = labels.iter().map(|l| Matcher::equal(&*l.name, &*l.value)).collect();
+        for r in self.index.postings_for_matchers(&matchers).map_err(|e| self.index_err(e))?.into_vec() {
+            if self.labels(r)? == *labels {
+                return Ok(Some(r));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Labels of the series matching all `matchers` (all series for none) that have a chunk
+    /// of any kind overlapping `[mint, maxt]` (chunk granularity: a series may have no sample
+    /// in the range itself), sorted.
+    ///
+    /// # Errors
+    /// [`BlockError::Index`] or [`BlockError::Corrupt`] for damaged index entries.
+    pub fn series_in_range(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<Labels>, BlockError> {
+        if mint > maxt {
+            return Ok(Vec::new());
+        }
+        let refs: Vec<u32> = if matchers.is_empty() {
+            (0..self.num_series()).collect()
+        } else {
+            self.index.postings_for_matchers(matchers).map_err(|e| self.index_err(e))?.into_vec()
+        };
+        let mut out = Vec::new();
+        for r in refs {
+            if !self.chunk_refs(r)?.iter().any(|c| c.max_t >= mint && c.min_t <= maxt) {
+                continue;
+            }
+            let labels = self.labels(r)?;
+            if matches_all(matchers, &labels) {
+                out.push(labels);
+            }
+        }
+        Ok(out)
+    }
+
     fn read_selected(
         &self,
         r: u32,
