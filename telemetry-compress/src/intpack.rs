@@ -114,16 +114,28 @@ fn choose_code(us: &[u64]) -> (Code, u64) {
     let maxlen = (0..=64).rev().find(|&l| hist[l] > 0).unwrap_or(0) as u32;
     let mut best = (Code::Width(maxlen), us.len() as u64 * maxlen as u64);
     if maxlen < EG_MAX_BITS {
-        // Estimate with bits(u + 2^k) ≈ max(bits(u), k + 1), then cost the best k exactly.
+        // Lower bound with bits(u + 2^k) >= max(bits(u), k + 1): values of at most k + 1 bits
+        // cost k + 1 bits, longer ones 2·bits(u) - k - 1. Then cost the best k exactly.
+        let n = us.len() as u64;
+        let (mut short, mut long_bits) = (0u64, 0u64); // count of bits(u) <= k + 1; Σ 2·bits(u) above
+        for (l, &h) in hist.iter().enumerate().take(maxlen as usize + 1) {
+            long_bits += 2 * l as u64 * h;
+        }
+        short += hist[0];
         let mut est = (u64::MAX, 0u32);
         for k in 0..=maxlen.min(EG_MAX_BITS - 1) {
-            let c: u64 = (0..=maxlen as usize)
-                .filter(|&l| hist[l] > 0)
-                .map(|l| hist[l] * (2 * (l as u64).max(k as u64 + 1) - k as u64 - 1))
-                .sum();
+            let l = k as usize + 1;
+            if l <= 64 {
+                short += hist[l];
+                long_bits -= 2 * l as u64 * hist[l];
+            }
+            let c = short * (k as u64 + 1) + long_bits - (n - short) * (k as u64 + 1);
             if c < est.0 {
                 est = (c, k);
             }
+        }
+        if est.0 >= best.1 {
+            return best;
         }
         let k = est.1;
         if k + 1 < EG_MAX_BITS {
