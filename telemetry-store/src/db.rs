@@ -6,6 +6,7 @@
 //! ```text
 //! <dir>/wal/…            the head's write-ahead log (see crate::wal)
 //! <dir>/blocks/<id>/     blocks (see crate::block), raw and rollup tiers
+//! <dir>/tombstones       deleted series intervals (see crate::tombstone)
 //! ```
 //!
 //! # How samples move
@@ -35,6 +36,13 @@
 //!   [`DbOptions::compaction_ranges`] once the window lies entirely before the boundary.
 //!   Inputs are deleted after the output is in place; a kill in between leaves blocks whose
 //!   sources another block covers, and those are deleted on open.
+//! - [`Db::delete`] records tombstones (series and interval, see [`crate::tombstone`]) in
+//!   `<dir>/tombstones`, synced before it returns; every querier created afterwards drops the
+//!   deleted samples (head, raw and out-of-order blocks) and the rollup points whose bucket
+//!   meets a deleted interval. Writing the head into a block and compaction leave deleted
+//!   samples out; [`Db::clean_tombstones`] rewrites the blocks that still hold some (rollup
+//!   blocks included, rather than rebuilding them: raw data may be past its retention) and
+//!   then drops the tombstones with nothing left to hide.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -642,15 +650,19 @@ impl Db {
     pub fn clean_tombstones(&self) -> Result<CleanReport, DbError> {
         let _g = self.maintain.lock().unwrap_or_else(|p| p.into_inner());
         let mut report = CleanReport::default();
-        let st = rlock(&self.state).clone();
-        if st.tombstones.is_empty() {
+        // Not the state itself: publishing waits until no one holds the previous state.
+        let (blocks, tombstones) = {
+            let st = rlock(&self.state);
+            (st.blocks.clone(), st.tombstones.clone())
+        };
+        if tombstones.is_empty() {
             return Ok(report);
         }
-        for b in &st.blocks {
-            if !holds_deleted(b, &st.tombstones)? {
+        for b in &blocks {
+            if !holds_deleted(b, &tombstones)? {
                 continue;
             }
-            let meta = rewrite_block(&self.blocks_dir, b, &st.tombstones, self.opts.block)?;
+            let meta = rewrite_block(&self.blocks_dir, b, &tombstones, self.opts.block)?;
             let nb = Arc::new(Block::open(&self.blocks_dir.join(&meta.id))?);
             self.publish(|s| {
                 let mut blocks: Vec<Arc<Block>> = s.blocks.iter().filter(|x| !Arc::ptr_eq(x, b)).cloned().collect();
@@ -661,7 +673,7 @@ impl Db {
             delete_block(b)?;
             report.rewritten.push((b.meta().id.clone(), meta));
         }
-        drop(st);
+        drop(blocks);
         // No deletion, and no out-of-order block, while the remaining tombstones are decided.
         let mut log = self.tombstone_log.lock().unwrap_or_else(|p| p.into_inner());
         let _b = self.blocks_mu.lock().unwrap_or_else(|p| p.into_inner());
