@@ -79,17 +79,19 @@ impl<'a> SeriesMerge<'a> {
         mint: i64,
         maxt: i64,
     ) -> Result<Self, BlockError> {
-        let mut refs = Vec::with_capacity(blocks.len());
-        for b in blocks {
-            refs.push(if matchers.is_empty() {
-                (0..b.num_series()).collect()
-            } else {
-                b.index()
-                    .postings_for_matchers(matchers)
-                    .map_err(|source| BlockError::Index { path: b.dir().join(INDEX_FILE), source })?
-                    .into_vec()
-            });
-        }
+        Self::with_refs(blocks, matchers, postings(blocks, matchers)?, aggrs, mint, maxt)
+    }
+
+    /// As [`new`](Self::new), walking only the series references `refs[i]` of block `i`
+    /// (each in increasing order, so in label order).
+    pub(crate) fn with_refs(
+        blocks: &'a [&'a Block],
+        matchers: &'a [Matcher],
+        refs: Vec<Vec<u32>>,
+        aggrs: &'a [Aggr],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Self, BlockError> {
         let n = blocks.len();
         let mut m = SeriesMerge { blocks, matchers, refs, pos: vec![0; n], heads: vec![None; n], aggrs, mint, maxt };
         for i in 0..n {
@@ -102,10 +104,14 @@ impl<'a> SeriesMerge<'a> {
         self.heads[i] = None;
         while let Some(&r) = self.refs[i].get(self.pos[i]) {
             self.pos[i] += 1;
-            let (labels, crefs) = self.blocks[i].series(r)?;
-            let wanted =
-                crefs.iter().any(|c| self.aggrs.contains(&c.aggr) && c.max_t >= self.mint && c.min_t <= self.maxt);
-            if wanted && matches_all(self.matchers, &labels) {
+            // The chunk references first: the labels of a series without wanted chunks are
+            // never looked up.
+            let crefs = self.blocks[i].chunk_refs(r)?;
+            if !crefs.iter().any(|c| self.aggrs.contains(&c.aggr) && c.max_t >= self.mint && c.min_t <= self.maxt) {
+                continue;
+            }
+            let labels = self.blocks[i].labels(r)?;
+            if matches_all(self.matchers, &labels) {
                 self.heads[i] = Some((labels, crefs));
                 break;
             }
@@ -131,6 +137,66 @@ impl<'a> SeriesMerge<'a> {
         }
         Ok(Some((min, parts)))
     }
+}
+
+/// The series references of each of `blocks` matching `matchers` (all for none), in
+/// increasing order (so in label order).
+pub(crate) fn postings(blocks: &[&Block], matchers: &[Matcher]) -> Result<Vec<Vec<u32>>, BlockError> {
+    let mut refs = Vec::with_capacity(blocks.len());
+    for b in blocks {
+        refs.push(if matchers.is_empty() {
+            (0..b.num_series()).collect()
+        } else {
+            b.index()
+                .postings_for_matchers(matchers)
+                .map_err(|source| BlockError::Index { path: b.dir().join(INDEX_FILE), source })?
+                .into_vec()
+        });
+    }
+    Ok(refs)
+}
+
+/// Splits the references `refs[i]` of each of `blocks` into `parts` label ranges, cut at the
+/// labels of evenly spaced series of the longest list: part `k` of every block holds the
+/// series with labels in `[L_k, L_{k+1})`, so a series is in the same part of every block
+/// and the parts, read in order, give the series in label order. Fewer parts come back when
+/// cut labels repeat.
+pub(crate) fn split_refs(
+    blocks: &[&Block],
+    refs: Vec<Vec<u32>>,
+    parts: usize,
+) -> Result<Vec<Vec<Vec<u32>>>, BlockError> {
+    let Some(longest) = (0..refs.len()).max_by_key(|&i| refs[i].len()) else {
+        return Ok(vec![refs]);
+    };
+    let len = refs[longest].len();
+    let mut cuts: Vec<Labels> = Vec::new();
+    for k in 1..parts {
+        let l = blocks[longest].labels(refs[longest][k * len / parts])?;
+        if cuts.last().is_none_or(|c| *c < l) {
+            cuts.push(l);
+        }
+    }
+    // Per block, the index of the first series at or above each cut (binary search).
+    let mut out: Vec<Vec<Vec<u32>>> = vec![Vec::with_capacity(refs.len()); cuts.len() + 1];
+    for (b, list) in blocks.iter().zip(refs) {
+        let mut start = 0;
+        for (k, cut) in cuts.iter().enumerate() {
+            let (mut lo, mut hi) = (start, list.len());
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if b.labels(list[mid])? < *cut {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            out[k].push(list[start..lo].to_vec());
+            start = lo;
+        }
+        out[cuts.len()].push(list[start..].to_vec());
+    }
+    Ok(out)
 }
 
 /// Reads kind `aggr` over `[mint, maxt]` from each block part of one series into `out`

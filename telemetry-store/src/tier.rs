@@ -53,7 +53,7 @@ use std::sync::Arc;
 use telemetry_core::{Labels, Matcher, SampleBatch, SelectHints};
 
 use crate::block::{Aggr, Block, BlockError, BlockMeta, delete_block};
-use crate::downsample::{COUNTER_LOOKBACK_MS, SeriesMerge, build_block, read_parts};
+use crate::downsample::{COUNTER_LOOKBACK_MS, SeriesMerge, build_block, postings, read_parts, split_refs};
 
 const DAY: i64 = 86_400_000;
 
@@ -213,7 +213,7 @@ fn covered<'a>(targets: impl Iterator<Item = &'a BlockMeta>, a: i64, b: i64, nee
 ///
 /// # Errors
 /// [`BlockError`] from reading source blocks or writing a rollup block; an invalid `cfg` is
-/// reported as [`BlockError::Io`] of kind `InvalidInput` naming `blocks_dir`. Blocks written
+/// [`BlockError::Config`]. Blocks written
 /// before an error stay (they are complete), and a rerun continues where this one stopped.
 pub fn maintain(
     blocks_dir: &Path,
@@ -221,10 +221,7 @@ pub fn maintain(
     blocks: &[Arc<Block>],
     now_ms: i64,
 ) -> Result<TierReport, BlockError> {
-    cfg.validate().map_err(|msg| BlockError::Io {
-        path: blocks_dir.to_path_buf(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("tier configuration: {msg}")),
-    })?;
+    cfg.validate().map_err(|msg| BlockError::Config(format!("tier configuration: {msg}")))?;
     let mut report = TierReport::default();
     let mut live: Vec<Arc<Block>> = blocks.to_vec();
     let mut src_res = 0;
@@ -511,10 +508,19 @@ pub fn rollup_samples(
     rollup_samples_blocks(func, &[block], matchers, mint, maxt)
 }
 
+/// Series a read hands to each extra thread at least: below this, one thread reads all.
+const MIN_SERIES_PER_THREAD: usize = 128;
+/// Most threads one read uses.
+const MAX_READ_THREADS: usize = 4;
+
 /// The samples answering `func` from rollup `blocks` of one tier (any order: they are read
 /// in time order; overlapping blocks are merged, the earlier winning), per series sorted by
 /// labels, over `[mint, maxt]` (aggregates per [`aggregates_for`]). Series are read one at a
-/// time from all blocks, each into one allocation.
+/// time from all blocks, each into one allocation of the size its blocks can hold in the range.
+///
+/// With many series (128 or more per thread) the series are split into label ranges read in
+/// parallel, on up to [`std::thread::available_parallelism`] threads (at most 4), and
+/// concatenated in label order: the result is the same as with one thread.
 ///
 /// For the counter functions the per-bucket increases are summed into a running total
 /// across all `blocks`, anchored so that its last value equals the last bucket's max (the
@@ -534,7 +540,47 @@ pub fn rollup_samples_blocks(
     let mut order: Vec<&Block> = blocks.to_vec();
     order.sort_by(|x, y| (x.meta().min_time, &x.meta().id).cmp(&(y.meta().min_time, &y.meta().id)));
     let aggrs = aggregates_for(func);
-    let mut merge = SeriesMerge::new(&order, matchers, aggrs, mint, maxt)?;
+    let refs = postings(&order, matchers)?;
+    let most = refs.iter().map(Vec::len).max().unwrap_or(0);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_READ_THREADS)
+        .min(most / MIN_SERIES_PER_THREAD)
+        .max(1);
+    if threads == 1 {
+        return read_rollups(&order, matchers, refs, aggrs, mint, maxt);
+    }
+    let mut parts = split_refs(&order, refs, threads)?.into_iter();
+    let first = parts.next().unwrap_or_default();
+    let order = &order;
+    std::thread::scope(|s| {
+        let rest: Vec<_> =
+            parts.map(|p| s.spawn(move || read_rollups(order, matchers, p, aggrs, mint, maxt))).collect();
+        let mut out = read_rollups(order, matchers, first, aggrs, mint, maxt);
+        for h in rest {
+            let part = match h.join() {
+                Ok(part) => part,
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+            if let Ok(o) = &mut out {
+                o.extend(part?);
+            }
+        }
+        out
+    })
+}
+
+/// [`rollup_samples_blocks`] over the series references `refs[i]` of each block of `order`
+/// (sorted by time), on this thread.
+fn read_rollups(
+    order: &[&Block],
+    matchers: &[Matcher],
+    refs: Vec<Vec<u32>>,
+    aggrs: &[Aggr],
+    mint: i64,
+    maxt: i64,
+) -> Result<Vec<(Labels, SampleBatch)>, BlockError> {
+    let mut merge = SeriesMerge::with_refs(order, matchers, refs, aggrs, mint, maxt)?;
     let mut out = Vec::new();
     let mut aux = SampleBatch::default();
     while let Some((labels, parts)) = merge.next_series()? {
@@ -549,14 +595,14 @@ pub fn rollup_samples_blocks(
             })
             .sum();
         let mut batch = SampleBatch::default();
-        read_parts(&order, &parts, aggrs[0], mint, maxt, capacity, &mut batch)?;
+        read_parts(order, &parts, aggrs[0], mint, maxt, capacity, &mut batch)?;
         match aggrs {
             [Aggr::Counter] => {
                 // The last bucket's max anchors the running total.
                 let last = batch.timestamps.last().copied();
                 let anchor = match last {
                     Some(t) => {
-                        read_parts(&order, &parts, Aggr::Max, t, t, 1, &mut aux)?;
+                        read_parts(order, &parts, Aggr::Max, t, t, 1, &mut aux)?;
                         aux.values.last().copied().filter(|_| aux.timestamps.last() == Some(&t))
                     }
                     None => None,
@@ -564,7 +610,7 @@ pub fn rollup_samples_blocks(
                 running_total(&mut batch.values, anchor);
             }
             [Aggr::Sum, Aggr::Count] => {
-                read_parts(&order, &parts, Aggr::Count, mint, maxt, capacity, &mut aux)?;
+                read_parts(order, &parts, Aggr::Count, mint, maxt, capacity, &mut aux)?;
                 if aux.timestamps != batch.timestamps {
                     return Err(BlockError::InvalidSamples {
                         series: labels.to_string(),

@@ -140,10 +140,59 @@ pub(crate) fn check_header(path: &Path, b: &[u8]) -> Result<(), BlockError> {
     Ok(())
 }
 
-/// The chunk bytes of `r` in the mapped segment `b`, checked (bounds, length, CRC32C).
-pub(crate) fn chunk_bytes<'a>(path: &Path, b: &'a [u8], r: &ChunkRef) -> Result<&'a [u8], BlockError> {
+/// Granularity of [`Verified`]: one bit per this many bytes of a segment. A chunk entry takes
+/// at least 5 bytes (1-byte length, 4-byte checksum), so two entries never share a bit.
+const VERIFIED_GRAIN: u64 = 5;
+
+/// Which chunk entries of one mapped segment have passed their CRC32C check since the block
+/// was opened: one bit per [`VERIFIED_GRAIN`] bytes of entry offset, allocated on the first
+/// read (1/40 of the segment's size). A chunk's checksum is computed on its first read only;
+/// later reads of the same (immutable, mapped) bytes skip it. Lock-free: shared by every
+/// thread reading the block.
+#[derive(Debug)]
+pub(crate) struct Verified {
+    words: usize,
+    bits: std::sync::OnceLock<Box<[std::sync::atomic::AtomicU64]>>,
+}
+
+impl Verified {
+    /// An empty set for a segment of `len` bytes.
+    pub(crate) fn new(len: usize) -> Verified {
+        Verified { words: (len as u64 / VERIFIED_GRAIN / 64 + 1) as usize, bits: std::sync::OnceLock::new() }
+    }
+
+    fn slot(off: u64) -> (usize, u64) {
+        let bit = off / VERIFIED_GRAIN;
+        ((bit / 64) as usize, 1u64 << (bit % 64))
+    }
+
+    /// `true` when the entry at `off` (within the segment) was verified.
+    fn contains(&self, off: u64) -> bool {
+        let (w, m) = Self::slot(off);
+        self.bits.get().and_then(|b| b.get(w)).is_some_and(|x| x.load(std::sync::atomic::Ordering::Relaxed) & m != 0)
+    }
+
+    /// Records the entry at `off` (within the segment) as verified.
+    fn insert(&self, off: u64) {
+        let (w, m) = Self::slot(off);
+        let bits = self.bits.get_or_init(|| (0..self.words).map(|_| std::sync::atomic::AtomicU64::new(0)).collect());
+        if let Some(x) = bits.get(w) {
+            x.fetch_or(m, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// The chunk bytes of `r` in the mapped segment `b`, checked: bounds and length on every
+/// read, the CRC32C on the first read of the entry (recorded in `verified`, the segment's set).
+/// `path` names the segment file in errors (built only on error).
+pub(crate) fn chunk_bytes<'a>(
+    path: impl Fn() -> std::path::PathBuf,
+    b: &'a [u8],
+    r: &ChunkRef,
+    verified: &Verified,
+) -> Result<&'a [u8], BlockError> {
     let off = r.offset;
-    let bad = |reason: &str| BlockError::corrupt(path, off, format!("chunk entry: {reason}"));
+    let bad = |reason: &str| BlockError::corrupt(path(), off, format!("chunk entry: {reason}"));
     let mut pos = usize::try_from(off).map_err(|_| bad("offset does not fit this platform"))?;
     if pos < SEGMENT_HEADER_LEN || pos >= b.len() {
         return Err(bad(&format!("offset past the segment's {} bytes", b.len())));
@@ -157,17 +206,50 @@ pub(crate) fn chunk_bytes<'a>(path: &Path, b: &'a [u8], r: &ChunkRef) -> Result<
         return Err(bad(&format!("length {len} runs past the segment's {} bytes", b.len())));
     };
     let data = &b[pos..end];
+    if verified.contains(off) {
+        return Ok(data);
+    }
     let stored = u32::from_le_bytes([b[end], b[end + 1], b[end + 2], b[end + 3]]);
     let computed = crc32c::crc32c(data);
     if stored != computed {
         return Err(bad(&format!("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")));
     }
+    verified.insert(off);
     Ok(data)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checksum_is_verified_once_per_entry() {
+        let mut seg = Vec::from(SEGMENT_MAGIC);
+        seg.extend_from_slice(&[SEGMENT_VERSION, 0, 0, 0]);
+        let mut refs = Vec::new();
+        for chunk in [&b"abc"[..], &b""[..], &b"defgh"[..]] {
+            let offset = seg.len() as u64;
+            put_uvarint(&mut seg, chunk.len() as u64);
+            seg.extend_from_slice(chunk);
+            seg.extend_from_slice(&crc32c::crc32c(chunk).to_le_bytes());
+            refs.push(ChunkRef { aggr: Aggr::Raw, min_t: 0, max_t: 0, segment: 1, offset, length: chunk.len() as u32 });
+        }
+        let p = || std::path::PathBuf::from("seg");
+        let v = Verified::new(seg.len());
+        // Damage the last chunk before its first read: caught.
+        let mut bad = seg.clone();
+        let at = refs[2].offset as usize + 2;
+        bad[at] ^= 1;
+        assert!(chunk_bytes(p, &bad, &refs[2], &v).unwrap_err().to_string().contains("checksum mismatch"));
+        for r in &refs {
+            assert!(!v.contains(r.offset));
+            chunk_bytes(p, &seg, r, &v).unwrap();
+            assert!(v.contains(r.offset));
+        }
+        // Entries never share a bit, so the damaged entry still fails under a fresh set.
+        assert!(chunk_bytes(p, &bad, &refs[2], &Verified::new(seg.len())).is_err());
+        assert_eq!(chunk_bytes(p, &seg, &refs[2], &v).unwrap(), b"defgh");
+    }
 
     #[test]
     fn refs_round_trip() {

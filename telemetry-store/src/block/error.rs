@@ -57,6 +57,10 @@ pub enum BlockError {
         /// The codec's error.
         source: telemetry_compress::ChunkError,
     },
+    /// A configuration (for example a [`TierConfig`](crate::tier::TierConfig)) is invalid;
+    /// the message names the field.
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// The same series was added twice to one writer.
     #[error("series {0} added twice to one block")]
     DuplicateSeries(String),
@@ -77,6 +81,7 @@ impl From<BlockError> for telemetry_core::StorageError {
     fn from(e: BlockError) -> Self {
         match e {
             BlockError::Io { source, .. } => telemetry_core::StorageError::Io(source),
+            BlockError::Config(msg) => telemetry_core::StorageError::Unsupported(msg),
             other => telemetry_core::StorageError::Corruption { location: "block".into(), reason: other.to_string() },
         }
     }

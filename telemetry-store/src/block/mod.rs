@@ -39,7 +39,9 @@ pub enum Aggr {
     Min = 3,
     /// Largest raw value.
     Max = 4,
-    /// Counter: cumulative increase with resets removed, so `rate` over it stays correct.
+    /// Counter: the counter's increase into and within the rollup interval, resets removed
+    /// (per interval, not cumulative; [`crate::tier::rollup_samples`] sums it into a running
+    /// total), so `rate` over rollups stays correct.
     Counter = 5,
 }
 

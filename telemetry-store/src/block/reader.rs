@@ -6,17 +6,19 @@ use telemetry_compress::decode_store_chunk;
 use telemetry_core::{Labels, Matcher, SampleBatch, matches_all};
 use telemetry_index::{BlockIndex, IndexReader};
 
-use super::chunks::{ChunkRef, check_header, chunk_bytes, decode_refs, segment_path};
+use super::chunks::{ChunkRef, Verified, check_header, chunk_bytes, decode_refs, segment_path};
 use super::{Aggr, BlockError, BlockMeta, CHUNKS_DIR, INDEX_FILE, META_FILE};
 
 /// An open, immutable block: its `meta.json`, its index (memory-mapped) and its chunk
-/// segments (memory-mapped; a chunk's bytes are read, and checked against their CRC32C, only
-/// when a query needs them). `Send + Sync`; share it in an `Arc`.
+/// segments (memory-mapped; a chunk's bytes are read only when a query needs them, and
+/// checked against their CRC32C on the first such read after the block was opened).
+/// `Send + Sync`; share it in an `Arc`.
 pub struct Block {
     dir: PathBuf,
     meta: BlockMeta,
     index: BlockIndex,
-    segments: Vec<memmap2::Mmap>,
+    /// Each segment's map and the set of its chunk entries already verified.
+    segments: Vec<(memmap2::Mmap, Verified)>,
 }
 
 impl std::fmt::Debug for Block {
@@ -66,7 +68,8 @@ impl Block {
             // read through the map is bounds-checked against its length.
             let map = unsafe { memmap2::Mmap::map(&f) }.map_err(BlockError::io(&path))?;
             check_header(&path, &map)?;
-            segments.push(map);
+            let verified = Verified::new(map.len());
+            segments.push((map, verified));
         }
         Ok(Block { dir: dir.to_path_buf(), meta, index, segments })
     }
@@ -114,7 +117,7 @@ impl Block {
             .ok_or_else(|| BlockError::corrupt(self.dir.join(INDEX_FILE), 0, format!("series {r} missing")))
     }
 
-    fn chunk_refs(&self, r: u32) -> Result<Vec<ChunkRef>, BlockError> {
+    pub(crate) fn chunk_refs(&self, r: u32) -> Result<Vec<ChunkRef>, BlockError> {
         let meta = self.index.chunk_meta(r).map_err(|e| self.index_err(e))?;
         decode_refs(meta).ok_or_else(|| {
             BlockError::corrupt(self.dir.join(INDEX_FILE), 0, format!("chunk references of series {r} are malformed"))
@@ -128,10 +131,10 @@ impl Block {
     /// reference points outside it, the checksum fails, or the chunk does not decode.
     pub fn read_chunk(&self, c: &ChunkRef, ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<(), BlockError> {
         let path = || segment_path(&self.dir, c.segment);
-        let Some(seg) = self.segments.get((c.segment as usize).wrapping_sub(1)) else {
+        let Some((seg, verified)) = self.segments.get((c.segment as usize).wrapping_sub(1)) else {
             return Err(BlockError::corrupt(path(), c.offset, format!("segment {} does not exist", c.segment)));
         };
-        let data = chunk_bytes(&path(), seg, c)?;
+        let data = chunk_bytes(path, seg, c, verified)?;
         decode_store_chunk(data, ts, vs).map_err(|e| BlockError::corrupt(path(), c.offset, format!("chunk: {e}")))
     }
 
