@@ -6,14 +6,17 @@
 //!   (all samples of one scrape timestamp, then the next), labels passed as parsed pairs
 //!   (`append_pairs`: hash + compare, no allocation for known series), commit every 1,000;
 //! - `synthetic-1M`: 1,000,000 series already in the head, one scrape round (one sample per
-//!   series) per iteration, same path.
+//!   series) per iteration, same path (`head-round`), and again by series reference
+//!   (`head-round-append-ref`: `append_ref` with references kept from the first round, as
+//!   Prometheus's scrape cache does; no hashing, no label comparison).
 //!
 //! Variants: head without WAL; head with WAL synced every 100 ms; the same samples through
 //! telemetry-compress alone (one XorChunk per series, cut at 120, series found by index:
 //! the floor the head's overhead is measured against).
 //!
 //! Run: `cargo bench -p telemetry-store --bench ingest -- --warm-up-time 1 --measurement-time 3`
-//! (set `STORE_BENCH_SKIP_SYNTHETIC=1` to run the capture only). Besides criterion's wall-time
+//! (set `STORE_BENCH_SKIP_SYNTHETIC=1` to run the capture only, `STORE_BENCH_SKIP_CAPTURE=1` for the
+//! synthetic series only). Besides criterion's wall-time
 //! figures, it prints throughput by the ingest thread's CPU time: on a loaded machine that is
 //! the figure for "one core".
 
@@ -25,7 +28,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use telemetry_compress::XorChunk;
-use telemetry_store::{Head, HeadOptions, SyncPolicy};
+use telemetry_core::Labels;
+use telemetry_store::{Head, HeadOptions, SeriesRef, SyncPolicy};
 
 /// Sorted `(name, value)` label pairs.
 type Pairs = Vec<(String, String)>;
@@ -221,6 +225,9 @@ fn wal_opts(dir: &std::path::Path) -> (Head, tempfile::TempDir) {
 }
 
 fn bench_capture(c: &mut Criterion) {
+    if std::env::var("STORE_BENCH_SKIP_CAPTURE").is_ok() {
+        return;
+    }
     let d = load_capture();
     // Memory report (outside the timings).
     {
@@ -313,6 +320,27 @@ fn bench_synthetic(c: &mut Criterion) {
         let t0 = Instant::now();
         round(&head, 0);
         let created = t0.elapsed();
+        // The references a scrape cache would keep (Prometheus's scrape loop appends known
+        // series by reference): looked up once here, outside the timings.
+        let refs: Vec<SeriesRef> = d
+            .series
+            .iter()
+            .map(|p| {
+                let l = Labels::from_pairs(p.iter().map(|(n, v)| (n.as_str(), v.as_str()))).expect("labels");
+                head.series_ref(&l).expect("series exists")
+            })
+            .collect();
+        let round_ref = |head: &Head, t: i64| {
+            let mut app = head.appender();
+            for (i, &r) in refs.iter().enumerate() {
+                let v = ((t / 15_000) as f64) * 0.5 + (i % 7) as f64;
+                app.append_ref(r, t, v).expect("append");
+                if i % COMMIT_EVERY == COMMIT_EVERY - 1 {
+                    app.commit().expect("commit");
+                }
+            }
+            app.commit().expect("commit");
+        };
         let st = head.stats();
         let rss1 = rss_bytes();
         eprintln!(
@@ -334,6 +362,19 @@ fn bench_synthetic(c: &mut Criterion) {
                 round(&head, t)
             })
         });
+        cpu_report(&format!("synthetic-1M head-round append_ref (wal: {wal})"), n as u64, 5, || {
+            t += 15_000;
+            round_ref(&head, t)
+        });
+        g.bench_function(
+            BenchmarkId::new("head-round-append-ref", if wal { "wal-sync-100ms" } else { "no-wal" }),
+            |b| {
+                b.iter(|| {
+                    t += 15_000;
+                    round_ref(&head, t)
+                })
+            },
+        );
         // Ten more rounds for the per-sample memory figure (a full 120-sample chunk per
         // series takes too long on a loaded 2-core machine; the capture gives the
         // full-chunk figure).

@@ -1,13 +1,13 @@
 //! The head block: recent, writable data in memory, made durable by the WAL.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use smallvec::SmallVec;
-use telemetry_core::{Fingerprint, Labels, Matcher, matches_all};
+use telemetry_core::{Fingerprint, Label, Labels, Matcher, matches_all};
 
 use crate::SeriesRef;
 use crate::error::{AppendError, HeadError};
@@ -117,32 +117,227 @@ impl Hasher for IdHasher {
 
 type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
+/// Series slots per [`Slab`] page.
+const PAGE_BITS: u32 = 10;
+const PAGE_LEN: usize = 1 << PAGE_BITS;
+
+struct Page {
+    live: usize,
+    slots: Box<[Option<Arc<MemSeries>>]>,
+}
+
+/// Series by reference: pages of [`PAGE_LEN`] slots indexed by the reference's high bits.
+///
+/// References are handed out in increasing order and never reused, so series created
+/// together sit next to each other (an ingest round touches the slots in order), and a
+/// page whose series are all removed is freed: memory follows the live series, plus 8 bytes
+/// per page for the directory.
+#[derive(Default)]
+pub(crate) struct Slab {
+    pages: Vec<Option<Page>>,
+}
+
+impl Slab {
+    #[inline]
+    pub(crate) fn get(&self, r: u64) -> Option<&Arc<MemSeries>> {
+        let p = self.pages.get((r >> PAGE_BITS) as usize)?.as_ref()?;
+        p.slots[(r as usize) & (PAGE_LEN - 1)].as_ref()
+    }
+
+    pub(crate) fn contains_key(&self, r: u64) -> bool {
+        self.get(r).is_some()
+    }
+
+    fn insert(&mut self, r: u64, s: Arc<MemSeries>) {
+        let pi = (r >> PAGE_BITS) as usize;
+        if self.pages.len() <= pi {
+            self.pages.resize_with(pi + 1, || None);
+        }
+        let page = self.pages[pi].get_or_insert_with(|| Page { live: 0, slots: vec![None; PAGE_LEN].into() });
+        let slot = &mut page.slots[(r as usize) & (PAGE_LEN - 1)];
+        if slot.is_none() {
+            page.live += 1;
+        }
+        *slot = Some(s);
+    }
+
+    fn remove(&mut self, r: u64) -> Option<Arc<MemSeries>> {
+        let pi = (r >> PAGE_BITS) as usize;
+        let page = self.pages.get_mut(pi)?.as_mut()?;
+        let s = page.slots[(r as usize) & (PAGE_LEN - 1)].take()?;
+        page.live -= 1;
+        if page.live == 0 {
+            self.pages[pi] = None;
+            while matches!(self.pages.last(), Some(None)) {
+                self.pages.pop();
+            }
+        }
+        Some(s)
+    }
+
+    /// Series in reference order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &Arc<MemSeries>> {
+        self.pages.iter().flatten().flat_map(|p| p.slots.iter().flatten())
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.pages.capacity() * std::mem::size_of::<Option<Page>>()
+            + self.pages.iter().flatten().count() * PAGE_LEN * std::mem::size_of::<Option<Arc<MemSeries>>>()
+    }
+}
+
+/// Series by fingerprint: open addressing with linear probing over one array of
+/// `(fingerprint, series)` slots (16 bytes), so that a look-up of a known series touches one
+/// slot (one cache line, as a rule) and then the series. Series whose fingerprints collide
+/// sit in the same probe run and are told apart by their labels.
+#[derive(Default)]
+struct FpTable {
+    slots: Vec<(u64, Option<Arc<MemSeries>>)>,
+    len: usize,
+}
+
+impl FpTable {
+    /// Fibonacci hashing of the (already uniform) fingerprint into a slot.
+    #[inline]
+    fn home(&self, fp: u64) -> usize {
+        let bits = self.slots.len().trailing_zeros();
+        (fp.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize
+    }
+
+    #[inline]
+    fn find(&self, fp: u64, is: impl Fn(&MemSeries) -> bool) -> Option<&Arc<MemSeries>> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(fp);
+        loop {
+            let (f, s) = &self.slots[i];
+            let s = s.as_ref()?;
+            if *f == fp && is(s) {
+                return Some(s);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn insert(&mut self, fp: u64, s: Arc<MemSeries>) {
+        // At most three quarters full: probe runs stay short.
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            let cap = (self.slots.len() * 2).max(16);
+            let old = std::mem::replace(&mut self.slots, vec![(0, None); cap]);
+            self.len = 0;
+            for (f, s) in old {
+                if let Some(s) = s {
+                    self.place(f, s);
+                }
+            }
+        }
+        self.place(fp, s);
+    }
+
+    fn place(&mut self, fp: u64, s: Arc<MemSeries>) {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(fp);
+        while self.slots[i].1.is_some() {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = (fp, Some(s));
+        self.len += 1;
+    }
+
+    /// Removes the series `r` filed under `fp` (backward-shift deletion: no tombstones).
+    fn remove(&mut self, fp: u64, r: SeriesRef) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(fp);
+        loop {
+            match &self.slots[i].1 {
+                None => return,
+                Some(s) if self.slots[i].0 == fp && s.series_ref == r => break,
+                Some(_) => i = (i + 1) & mask,
+            }
+        }
+        self.slots[i] = (0, None);
+        self.len -= 1;
+        // Move later members of the run back into the hole when their home allows it.
+        let mut hole = i;
+        let mut j = i;
+        loop {
+            j = (j + 1) & mask;
+            let Some(_) = &self.slots[j].1 else { break };
+            let home = self.home(self.slots[j].0);
+            // The entry at j may move to the hole unless its home lies cyclically in (hole, j].
+            let stays = if hole <= j { hole < home && home <= j } else { hole < home || home <= j };
+            if !stays {
+                self.slots.swap(hole, j);
+                hole = j;
+            }
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<(u64, Option<Arc<MemSeries>>)>()
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Table {
-    by_fp: IdMap<SmallVec<[Arc<MemSeries>; 1]>>,
-    pub(crate) by_ref: IdMap<Arc<MemSeries>>,
+    by_fp: FpTable,
+    pub(crate) by_ref: Slab,
     /// WAL references of series that were re-created under another reference during replay.
     aliases: IdMap<SeriesRef>,
+    /// Label names and values of the series, each string stored once and shared.
+    symbols: HashSet<Arc<str>>,
     next_ref: u64,
 }
 
 impl Table {
+    #[inline]
     fn lookup_key(&self, fp: Fingerprint, key: &[u8]) -> Option<&Arc<MemSeries>> {
-        self.by_fp.get(&fp.0)?.iter().find(|s| *s.key == *key)
+        self.by_fp.find(fp.0, |s| *s.key == *key)
     }
 
     fn lookup(&self, labels: &Labels, fp: Fingerprint) -> Option<&Arc<MemSeries>> {
-        self.by_fp.get(&fp.0)?.iter().find(|s| s.labels == *labels)
+        self.by_fp.find(fp.0, |s| s.labels == *labels)
+    }
+
+    fn insert(&mut self, s: Arc<MemSeries>) {
+        self.by_ref.insert(s.series_ref.0, s.clone());
+        self.by_fp.insert(s.fingerprint.0, s);
     }
 
     fn remove(&mut self, s: &MemSeries) {
-        self.by_ref.remove(&s.series_ref.0);
-        if let Some(v) = self.by_fp.get_mut(&s.fingerprint.0) {
-            v.retain(|x| x.series_ref != s.series_ref);
-            if v.is_empty() {
-                self.by_fp.remove(&s.fingerprint.0);
+        self.by_ref.remove(s.series_ref.0);
+        self.by_fp.remove(s.fingerprint.0, s.series_ref);
+    }
+
+    /// The labels with every string replaced by the table's shared copy.
+    fn intern(&mut self, labels: &Labels) -> Labels {
+        let mut one = |x: &Arc<str>| match self.symbols.get(&**x) {
+            Some(s) => s.clone(),
+            None => {
+                self.symbols.insert(x.clone());
+                x.clone()
             }
-        }
+        };
+        Labels::from_sorted_unchecked(
+            labels.iter().map(|l| Label::new(one(&l.name), one(&l.value))).collect::<SmallVec<[Label; 8]>>(),
+        )
+    }
+
+    /// Forgets the strings no series uses any more.
+    fn sweep_symbols(&mut self) {
+        self.symbols.retain(|s| Arc::strong_count(s) > 1);
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.by_fp.heap_bytes()
+            + self.by_ref.heap_bytes()
+            + self.symbols.capacity() * (std::mem::size_of::<Arc<str>>() + 1)
+            + self.symbols.iter().map(|s| s.len() + 16).sum::<usize>()
     }
 }
 
@@ -231,6 +426,7 @@ impl Head {
         if unknown_refs > 0 {
             tracing::warn!(samples = unknown_refs, "WAL samples for unknown series references skipped during replay");
         }
+        write(&head.table).sweep_symbols();
         head.wal = Some(wal);
         head.dir = Some(dir);
         Ok((head, report))
@@ -268,7 +464,7 @@ impl Head {
                         }
                         guard = None;
                         let r = t.aliases.get(&s.series_ref.0).copied().unwrap_or(s.series_ref);
-                        cur = t.by_ref.get(&r.0).map(|x| (s.series_ref, x));
+                        cur = t.by_ref.get(r.0).map(|x| (s.series_ref, x));
                         if let Some((_, x)) = cur {
                             guard = Some(x.lock());
                         }
@@ -302,7 +498,7 @@ impl Head {
                 let mut t = write(&self.table);
                 for r in refs {
                     let r = t.aliases.remove(&r.0).unwrap_or(*r);
-                    if let Some(s) = t.by_ref.get(&r.0).cloned() {
+                    if let Some(s) = t.by_ref.get(r.0).cloned() {
                         t.remove(&s);
                         self.index.remove(&[s.series_ref.index_ref()]);
                         s.removed.store(true, Ordering::Relaxed);
@@ -331,18 +527,18 @@ impl Head {
             .add(series_ref.index_ref(), &labels)
             .map_err(|e| AppendError::Index { series: labels.to_string(), reason: e.to_string() })?;
         t.next_ref = t.next_ref.max(series_ref.0 + 1);
+        let labels = t.intern(&labels);
         let s = Arc::new(MemSeries {
-            series_ref,
             key: MemSeries::key_of(&labels),
-            labels,
             fingerprint: fp,
             newest: AtomicI64::new(i64::MIN),
+            series_ref,
             logged: AtomicBool::new(false),
             removed: AtomicBool::new(false),
             data: Mutex::new(SeriesData::default()),
+            labels,
         });
-        t.by_fp.entry(fp.0).or_default().push(s.clone());
-        t.by_ref.insert(series_ref.0, s.clone());
+        t.insert(s.clone());
         self.counters.series_created.fetch_add(1, Ordering::Relaxed);
         Ok(s)
     }
@@ -381,25 +577,31 @@ impl Head {
 
     /// The labels of a series reference, if the head has it.
     pub fn series_labels(&self, r: SeriesRef) -> Option<Labels> {
-        read(&self.table).by_ref.get(&r.0).map(|s| s.labels.clone())
+        read(&self.table).by_ref.get(r.0).map(|s| s.labels.clone())
     }
 
     /// Current statistics. Walks every series (locking each briefly): call it for monitoring,
     /// not per sample.
     pub fn stats(&self) -> HeadStats {
-        let series: Vec<Arc<MemSeries>> = read(&self.table).by_ref.values().cloned().collect();
+        let (series, table_bytes) = {
+            let t = read(&self.table);
+            (t.by_ref.values().cloned().collect::<Vec<Arc<MemSeries>>>(), t.heap_bytes())
+        };
         let mut chunks = 0u64;
-        let mut bytes = 0u64;
+        let mut bytes = table_bytes as u64;
         let mut range: Option<(i64, i64)> = None;
         for s in &series {
             let d = s.lock();
             chunks += d.num_chunks() as u64;
+            // The series (with its reference-count header), its key, its label array beyond
+            // the inline ones (the strings are the table's), its chunks.
             bytes += (d.heap_bytes()
                 + std::mem::size_of::<MemSeries>()
                 + 16
-                + s.labels.bytes_len()
-                + s.labels.len() * 32
-                + 48) as u64;
+                + s.key.len()
+                + 16
+                + if s.labels.len() > telemetry_core::labels::INLINE_LABELS { s.labels.len() * 32 } else { 0 })
+                as u64;
             if let (Some(a), Some(b)) = (d.min_time(), d.max_time()) {
                 range = Some(range.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
             }
@@ -468,20 +670,23 @@ impl Head {
             let refs: Vec<u32> = victims.iter().map(|s| s.series_ref.index_ref()).collect();
             self.index.remove(&refs);
         }
-        self.counters.series_removed.fetch_add(victims.len() as u64, Ordering::Relaxed);
-        if let Some(wal) = &self.wal {
-            let refs: Vec<SeriesRef> =
-                victims.iter().filter(|s| s.logged.load(Ordering::Relaxed)).map(|s| s.series_ref).collect();
-            if !refs.is_empty() {
-                st.buf.clear();
-                record::encode_dropped(&mut st.buf, &refs);
-                if let Err(e) = wal.log(&st.buf) {
-                    self.failed.store(true, Ordering::Relaxed);
-                    return Err(e.into());
-                }
+        let n = victims.len();
+        self.counters.series_removed.fetch_add(n as u64, Ordering::Relaxed);
+        let logged: Vec<SeriesRef> =
+            victims.iter().filter(|s| s.logged.load(Ordering::Relaxed)).map(|s| s.series_ref).collect();
+        drop(victims);
+        write(&self.table).sweep_symbols();
+        if let Some(wal) = &self.wal
+            && !logged.is_empty()
+        {
+            st.buf.clear();
+            record::encode_dropped(&mut st.buf, &logged);
+            if let Err(e) = wal.log(&st.buf) {
+                self.failed.store(true, Ordering::Relaxed);
+                return Err(e.into());
             }
         }
-        Ok(victims.len())
+        Ok(n)
     }
 
     /// Drops from memory every chunk that ends before `mint_ms`, removes series left empty,
@@ -499,7 +704,7 @@ impl Head {
         }
         self.remove_series_where(|d| d.is_empty())?;
         let Some(wal) = &self.wal else { return Ok(None) };
-        let keep = |r: SeriesRef| read(&self.table).by_ref.contains_key(&r.0);
+        let keep = |r: SeriesRef| read(&self.table).by_ref.contains_key(r.0);
         Ok(Some(wal.checkpoint(&keep, mint_ms)?))
     }
 
@@ -511,7 +716,7 @@ impl Head {
         let refs = self.index.postings_for_matchers(matchers);
         let t = read(&self.table);
         refs.iter()
-            .filter_map(|r| t.by_ref.get(&(r as u64)))
+            .filter_map(|r| t.by_ref.get(r as u64))
             .filter(|s| matches_all(matchers, &s.labels))
             .cloned()
             .collect()
@@ -557,6 +762,7 @@ pub struct CommitSummary {
 impl Appender<'_> {
     #[inline]
     fn push(&mut self, s: Arc<MemSeries>, t: i64, v: f64) -> Result<SeriesRef, AppendError> {
+        s.prefetch();
         let r = s.series_ref;
         if t > s.newest.load(Ordering::Relaxed) {
             // Newer than every committed sample: accepted (commit re-checks against samples
@@ -630,7 +836,7 @@ impl Appender<'_> {
     /// it); [`AppendError::Refused`] as [`append`](Self::append).
     #[inline]
     pub fn append_ref(&mut self, r: SeriesRef, timestamp_ms: i64, value: f64) -> Result<(), AppendError> {
-        let s = read(&self.head.table).by_ref.get(&r.0).cloned().ok_or(AppendError::UnknownRef(r))?;
+        let s = read(&self.head.table).by_ref.get(r.0).cloned().ok_or(AppendError::UnknownRef(r))?;
         self.push(s, timestamp_ms, value).map(|_| ())
     }
 
@@ -762,4 +968,93 @@ pub(crate) fn decode_chunk(
     vs: &mut Vec<f64>,
 ) -> Result<usize, telemetry_compress::ChunkError> {
     telemetry_compress::decode_xor_chunk(data, ts, vs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(r: u64, fp: u64) -> Arc<MemSeries> {
+        let labels = Labels::from_pairs([("__name__", format!("m{r}"))]).expect("ok: valid labels");
+        Arc::new(MemSeries {
+            key: MemSeries::key_of(&labels),
+            fingerprint: Fingerprint(fp),
+            newest: AtomicI64::new(i64::MIN),
+            series_ref: SeriesRef(r),
+            logged: AtomicBool::new(false),
+            removed: AtomicBool::new(false),
+            data: Mutex::new(SeriesData::default()),
+            labels,
+        })
+    }
+
+    /// Insertions and removals with many equal fingerprints (collisions) and many equal
+    /// home slots, checked against a plain list after every step.
+    #[test]
+    fn fingerprint_table_matches_a_list() {
+        let mut t = FpTable::default();
+        let mut model: Vec<Arc<MemSeries>> = vec![];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for r in 0..4_000u64 {
+            let fp = match rnd() % 4 {
+                0 => 7,                  // a fingerprint shared by many series
+                1 => (rnd() % 16) << 60, // few distinct home slots
+                _ => rnd(),
+            };
+            let s = series(r, fp);
+            t.insert(fp, s.clone());
+            model.push(s);
+            if rnd() % 3 == 0 {
+                let i = (rnd() % model.len() as u64) as usize;
+                let gone = model.swap_remove(i);
+                t.remove(gone.fingerprint.0, gone.series_ref);
+                assert!(t.find(gone.fingerprint.0, |s| s.series_ref == gone.series_ref).is_none());
+            }
+            if r % 97 == 0 {
+                assert_eq!(t.len, model.len());
+                for s in &model {
+                    let got = t.find(s.fingerprint.0, |x| *x.key == *s.key).map(|x| x.series_ref);
+                    assert_eq!(got, Some(s.series_ref));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn slab_frees_empty_pages() {
+        let mut s = Slab::default();
+        for r in 0..3 * PAGE_LEN as u64 {
+            s.insert(r, series(r, r));
+        }
+        for r in 0..PAGE_LEN as u64 {
+            assert!(s.remove(r).is_some());
+        }
+        assert!(s.pages[0].is_none());
+        for r in 2 * PAGE_LEN as u64..3 * PAGE_LEN as u64 {
+            s.remove(r);
+        }
+        assert_eq!(s.pages.len(), 2);
+        assert_eq!(s.values().count(), PAGE_LEN);
+        assert!(s.get(PAGE_LEN as u64 + 5).is_some() && s.get(5).is_none() && s.get(1 << 40).is_none());
+    }
+
+    #[test]
+    fn labels_are_interned() {
+        let head = Head::in_memory(HeadOptions::default());
+        let mut app = head.appender();
+        let a = app.append_pairs([("__name__", "up"), ("job", "node")], 1, 1.0).expect("ok: valid");
+        let b = app.append_pairs([("__name__", "down"), ("job", "node")], 1, 1.0).expect("ok: valid");
+        app.commit().expect("ok: no WAL");
+        let t = read(&head.table);
+        let (a, b) = (t.by_ref.get(a.0).expect("ok: present"), t.by_ref.get(b.0).expect("ok: present"));
+        let job = |s: &MemSeries| s.labels.iter().find(|l| &*l.name == "job").map(|l| l.value.clone());
+        assert!(Arc::ptr_eq(&job(a).expect("ok: has job"), &job(b).expect("ok: has job")));
+        eprintln!("MemSeries: {} bytes", std::mem::size_of::<MemSeries>());
+    }
 }
