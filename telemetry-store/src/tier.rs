@@ -738,6 +738,67 @@ mod tests {
         assert_eq!(ranges_fed_by(&t, 0, DAY - 2 * H, DAY, false), vec![(0, DAY), (DAY, 2 * DAY)]);
     }
 
+    /// Two overlapping 1-hour blocks of `n` series (some only in one block).
+    fn two_blocks(dir: &Path, n: usize) -> Vec<Block> {
+        use crate::block::{BlockCompaction, BlockWriter};
+        for (a, b) in [(0, 2 * DAY), (DAY, 3 * DAY)] {
+            let mut w = BlockWriter::new(dir, H).unwrap();
+            let ts: Vec<i64> = (a..b).step_by(H as usize).collect();
+            for i in 0..n {
+                if (i % 7 == 3 && a == 0) || (i % 11 == 5 && a > 0) {
+                    continue;
+                }
+                let labels = Labels::from_pairs([("__name__", "m"), ("i", &format!("{i:04}"))]).unwrap();
+                let v =
+                    |k: usize| -> Vec<f64> { ts.iter().map(|t| ((t / H) as usize * 31 + i * 7 + k) as f64).collect() };
+                let (count, sum, min, max, counter) = (vec![6.0; ts.len()], v(0), v(1), v(2), v(3));
+                let data: [(Aggr, &[i64], &[f64]); 5] = [
+                    (Aggr::Count, &ts, &count),
+                    (Aggr::Sum, &ts, &sum),
+                    (Aggr::Min, &ts, &min),
+                    (Aggr::Max, &ts, &max),
+                    (Aggr::Counter, &ts, &counter),
+                ];
+                w.add_series(&labels, &data).unwrap();
+            }
+            w.finish(a, b, BlockCompaction::default()).unwrap();
+        }
+        crate::block::open_blocks(dir).unwrap()
+    }
+
+    #[test]
+    fn parallel_read_equals_one_thread() {
+        let tmp = tempfile::tempdir().unwrap();
+        let blocks = two_blocks(tmp.path(), 600);
+        let order: Vec<&Block> = blocks.iter().collect();
+        let matchers = [Matcher::equal("__name__", "m")];
+        for func in [None, Some("max_over_time"), Some("rate")] {
+            let aggrs = aggregates_for(func);
+            let (mint, maxt) = (H, 3 * DAY - 2 * H);
+            let one = read_rollups(&order, &matchers, postings(&order, &matchers).unwrap(), aggrs, mint, maxt).unwrap();
+            // Series missing from both blocks are in neither.
+            assert_eq!(one.len(), (0..600).filter(|i| !(i % 7 == 3 && i % 11 == 5)).count());
+            for parts in 1..=5 {
+                let split = split_refs(&order, postings(&order, &matchers).unwrap(), parts).unwrap();
+                assert_eq!(split.len(), parts);
+                let mut joined = Vec::new();
+                for p in split {
+                    joined.extend(read_rollups(&order, &matchers, p, aggrs, mint, maxt).unwrap());
+                }
+                assert_eq!(joined, one, "{func:?} in {parts} parts");
+            }
+            assert_eq!(rollup_samples_blocks(func, &order, &matchers, mint, maxt).unwrap(), one, "{func:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_config_is_a_config_error() {
+        let mut cfg = TierConfig::default();
+        cfg.tiers[0].resolution_ms = 0;
+        let err = maintain(Path::new("/nonexistent"), &cfg, &[], 0).unwrap_err();
+        assert!(matches!(err, BlockError::Config(ref m) if m.contains("tier 0")), "{err}");
+    }
+
     #[test]
     fn running_total_anchors_at_the_end() {
         let mut v = vec![1.0, 2.0, 3.0];
