@@ -496,7 +496,7 @@ proptest! {
 // record), and every sample outside the deleted ranges is present exactly once, bit for bit.
 
 const KILL_SERIES: usize = 6;
-const KILL_RANGES: i64 = 120;
+const KILL_RANGES: i64 = 400;
 const KILL_CHILD_ENV: &str = "TELEMETRY_STORE_DELETE_KILL_CHILD_DIR";
 
 fn kill_labels(i: usize) -> Labels {
@@ -572,6 +572,8 @@ fn delete_kill_child() {
 fn sigkill_while_deleting_and_cleaning() {
     let kills: usize = std::env::var("DELETE_KILL_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
     let dir = tempfile::tempdir().unwrap();
+    let log_dir = tempfile::tempdir().unwrap();
+    let stderr_path = log_dir.path().join("child.stderr");
     {
         let (db, _) = Db::open(dir.path(), kill_opts()).unwrap();
         let mut app = db.appender();
@@ -589,13 +591,14 @@ fn sigkill_while_deleting_and_cleaning() {
     let mut acked: BTreeSet<i64> = BTreeSet::new();
     let mut done = false;
     let mut rounds = 0;
+    let (mut mid_write, mut mid_delete, mut mid_log_rewrite) = (0, 0, 0);
     while rounds < kills && !done {
         rounds += 1;
         let mut child = Command::new(&exe)
             .args(["delete_kill_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
             .env(KILL_CHILD_ENV, dir.path())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -603,9 +606,10 @@ fn sigkill_while_deleting_and_cleaning() {
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(k) = line.strip_prefix("ACK ") {
-                    let _ = tx.send(Some(k.trim().parse::<i64>().unwrap()));
-                } else if line.starts_with("DONE") {
+                // The test harness may print its own prefix before the child's first line.
+                if let Some(i) = line.find("ACK ") {
+                    let _ = tx.send(Some(line[i + 4..].trim().parse::<i64>().unwrap()));
+                } else if line.contains("DONE") {
                     let _ = tx.send(None);
                 }
             }
@@ -619,9 +623,20 @@ fn sigkill_while_deleting_and_cleaning() {
         child.wait().unwrap();
         reader.join().unwrap();
         msgs.extend(rx.try_iter());
+        assert!(
+            !msgs.is_empty(),
+            "round {rounds}: the child acknowledged nothing; its stderr:\n{}",
+            std::fs::read_to_string(&stderr_path).unwrap_or_default()
+        );
         done = msgs.contains(&None);
         acked.extend(msgs.into_iter().flatten());
 
+        for e in std::fs::read_dir(dir.path().join("blocks")).unwrap().flatten() {
+            let n = e.file_name().to_string_lossy().to_string();
+            mid_write += usize::from(n.ends_with(".tmp"));
+            mid_delete += usize::from(n.ends_with(".deleted"));
+        }
+        mid_log_rewrite += usize::from(dir.path().join(format!("{TOMBSTONES_FILE}.tmp")).exists());
         let (db, _) = Db::open(dir.path(), kill_opts()).unwrap();
         let present = kill_read(&db);
         for k in &acked {
@@ -631,6 +646,10 @@ fn sigkill_while_deleting_and_cleaning() {
             assert_eq!(*n, KILL_SERIES * 5, "round {rounds}: range {k} half deleted");
         }
     }
-    eprintln!("{rounds} SIGKILLs, {} deletions acknowledged (done: {done})", acked.len());
+    eprintln!(
+        "{rounds} SIGKILLs, {} deletions acknowledged (done: {done}); killed mid block write {mid_write} times, \
+         mid block deletion {mid_delete} times, mid tombstone log rewrite {mid_log_rewrite} times",
+        acked.len()
+    );
     assert!(acked.len() > 10, "the child made progress");
 }
