@@ -1085,8 +1085,11 @@ impl Queryable for Db {
 /// raw blocks and, where [`crate::tier::plan`] routes a query's hints, rollup tiers; merged
 /// per series with duplicate timestamps dropped. Raw series are read one at a time as the
 /// series set reaches them (a k-way merge over sources sorted by labels); rollup segments are
-/// read at `select`. It keeps the block list it started with; the head data it reads is not
-/// truncated while it lives (up to 10 s).
+/// read at `select`. It keeps the block list and the tombstones it started with (samples
+/// deleted by [`Db::delete`] before it was created are left out); the head data it reads is not
+/// truncated while it lives (up to 10 s). Label names and values are not filtered by
+/// tombstones (as in Prometheus, a fully deleted series' labels stay listed until it leaves the
+/// head and its blocks are cleaned).
 pub struct DbQuerier<'d> {
     db: &'d Db,
     state: Arc<State>,

@@ -313,6 +313,12 @@ fn a_torn_deletion_record_is_absent_and_a_complete_one_in_force() {
         let want = if cut == full.len() { &after } else { &before };
         assert_eq!(&read(&db), want, "log cut at {cut} of {}", full.len());
     }
+    // A crash while the log was being replaced leaves a temporary file: ignored and removed.
+    std::fs::write(dir.path().join(format!("{TOMBSTONES_FILE}.tmp")), b"TTMB\x01garbage").unwrap();
+    let (db, _) = Db::open(dir.path(), opts(SyncPolicy::Always)).unwrap();
+    assert_eq!(read(&db), after);
+    drop(db);
+    assert!(!dir.path().join(format!("{TOMBSTONES_FILE}.tmp")).exists());
     // A file extended with zeros but not written (a crash after the length grew).
     let mut padded = full.clone();
     padded.extend_from_slice(&[0; 64]);
