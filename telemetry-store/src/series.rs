@@ -57,11 +57,19 @@ pub(crate) struct SeriesData {
     pub(crate) open_mint: i64,
     pub(crate) open: XorChunk,
     pub(crate) full: Vec<Chunk>,
-    /// Out-of-order samples not yet cut into a chunk: sorted, unique timestamps.
-    pub(crate) ooo: Vec<(i64, f64)>,
-    /// Out-of-order chunks: each sorted; their timestamps are disjoint from every other sample
-    /// of the series.
-    pub(crate) ooo_chunks: Vec<Chunk>,
+    /// Out-of-order data; `None` for a series that never had any (most), so that it costs
+    /// one pointer.
+    pub(crate) late: Option<Box<OutOfOrder>>,
+}
+
+/// A series' out-of-order data.
+#[derive(Debug, Default)]
+pub(crate) struct OutOfOrder {
+    /// Samples not yet cut into a chunk: sorted, unique timestamps.
+    pub(crate) samples: Vec<(i64, f64)>,
+    /// Chunks: each sorted; their timestamps are disjoint from every other sample of the
+    /// series.
+    pub(crate) chunks: Vec<Chunk>,
 }
 
 impl Default for SeriesData {
@@ -72,8 +80,7 @@ impl Default for SeriesData {
             full: Vec::new(),
             max_t: i64::MIN,
             last_bits: 0,
-            ooo: Vec::new(),
-            ooo_chunks: Vec::new(),
+            late: None,
         }
     }
 }
@@ -85,6 +92,18 @@ fn find_in_chunk(data: &[u8], t: i64) -> Option<u64> {
 }
 
 impl SeriesData {
+    /// Out-of-order samples not yet cut into a chunk.
+    #[inline]
+    fn ooo(&self) -> &[(i64, f64)] {
+        self.late.as_ref().map_or(&[], |l| &l.samples)
+    }
+
+    /// Out-of-order chunks.
+    #[inline]
+    fn ooo_chunks(&self) -> &[Chunk] {
+        self.late.as_ref().map_or(&[], |l| &l.chunks)
+    }
+
     /// Decides what inserting `(t, v)` would do, without changing anything. Samples newer
     /// than the newest take the fast path; older ones look for an existing sample at `t`
     /// first (an exact duplicate is accepted even beyond the window, so that retried batches
@@ -129,12 +148,13 @@ impl SeriesData {
                 return Some(b);
             }
         }
-        for c in self.ooo_chunks.iter().filter(|c| c.mint <= t && t <= c.maxt) {
+        for c in self.ooo_chunks().iter().filter(|c| c.mint <= t && t <= c.maxt) {
             if let Some(b) = find_in_chunk(&c.data, t) {
                 return Some(b);
             }
         }
-        self.ooo.binary_search_by_key(&t, |&(ts, _)| ts).ok().map(|i| self.ooo[i].1.to_bits())
+        let ooo = self.ooo();
+        ooo.binary_search_by_key(&t, |&(ts, _)| ts).ok().map(|i| ooo[i].1.to_bits())
     }
 
     /// Stores a sample, or says why not.
@@ -180,17 +200,18 @@ impl SeriesData {
 
     #[cold]
     fn insert_out_of_order(&mut self, t: i64, v: f64, rules: &Rules) {
-        let i = self.ooo.partition_point(|&(ts, _)| ts < t);
-        self.ooo.insert(i, (t, v));
-        if self.ooo.len() >= rules.chunk_max_samples.max(1) {
+        let late = self.late.get_or_insert_with(Box::default);
+        let i = late.samples.partition_point(|&(ts, _)| ts < t);
+        late.samples.insert(i, (t, v));
+        if late.samples.len() >= rules.chunk_max_samples.max(1) {
             let mut c = XorChunk::with_capacity(OPEN_CHUNK_CAPACITY);
-            for &(t, v) in &self.ooo {
+            for &(t, v) in &late.samples {
                 // ok to ignore: at most chunk_max_samples (< 65,535) samples go in.
                 let _ = c.append(t, v);
             }
-            let (mint, maxt) = (self.ooo[0].0, self.ooo[self.ooo.len() - 1].0);
-            self.ooo_chunks.push(Chunk { mint, maxt, data: Arc::from(c.bytes()) });
-            self.ooo.clear();
+            let (mint, maxt) = (late.samples[0].0, late.samples[late.samples.len() - 1].0);
+            late.chunks.push(Chunk { mint, maxt, data: Arc::from(c.bytes()) });
+            late.samples.clear();
         }
     }
 
@@ -200,7 +221,7 @@ impl SeriesData {
         if m.is_none() && self.open.num_samples() > 0 {
             m = Some(self.open_mint);
         }
-        let o = self.ooo.first().map(|s| s.0).into_iter().chain(self.ooo_chunks.iter().map(|c| c.mint)).min();
+        let o = self.ooo().first().map(|s| s.0).into_iter().chain(self.ooo_chunks().iter().map(|c| c.mint)).min();
         match (m, o) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -209,7 +230,7 @@ impl SeriesData {
 
     /// Newest timestamp held, if any.
     pub(crate) fn max_time(&self) -> Option<i64> {
-        let o = self.ooo.last().map(|s| s.0).into_iter().chain(self.ooo_chunks.iter().map(|c| c.maxt)).max();
+        let o = self.ooo().last().map(|s| s.0).into_iter().chain(self.ooo_chunks().iter().map(|c| c.maxt)).max();
         let m = (self.max_t != i64::MIN).then_some(self.max_t);
         match (m, o) {
             (Some(a), Some(b)) => Some(a.max(b)),
@@ -218,15 +239,15 @@ impl SeriesData {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.open.num_samples() == 0 && self.full.is_empty() && self.ooo.is_empty() && self.ooo_chunks.is_empty()
+        self.open.num_samples() == 0 && self.full.is_empty() && self.ooo().is_empty() && self.ooo_chunks().is_empty()
     }
 
     /// Chunks held (full, open, out-of-order).
     pub(crate) fn num_chunks(&self) -> usize {
         self.full.len()
             + usize::from(self.open.num_samples() > 0)
-            + self.ooo_chunks.len()
-            + usize::from(!self.ooo.is_empty())
+            + self.ooo_chunks().len()
+            + usize::from(!self.ooo().is_empty())
     }
 
     /// Heap bytes held by the chunks and buffers.
@@ -235,8 +256,12 @@ impl SeriesData {
         OPEN_CHUNK_CAPACITY.max(self.open.size_bytes())
             + self.full.capacity() * std::mem::size_of::<Chunk>()
             + self.full.iter().map(|c| c.data.len() + 16).sum::<usize>()
-            + self.ooo.capacity() * 16
-            + self.ooo_chunks.iter().map(chunk).sum::<usize>()
+            + self.late.as_ref().map_or(0, |l| {
+                std::mem::size_of::<OutOfOrder>()
+                    + l.samples.capacity() * 16
+                    + l.chunks.capacity() * std::mem::size_of::<Chunk>()
+                    + l.chunks.iter().map(chunk).sum::<usize>()
+            })
     }
 
     /// Drops everything older than `mint`: whole chunks ending before it, out-of-order samples
@@ -250,10 +275,15 @@ impl SeriesData {
             self.open = XorChunk::with_capacity(OPEN_CHUNK_CAPACITY);
             removed += 1;
         }
-        let before = self.ooo_chunks.len();
-        self.ooo_chunks.retain(|c| c.maxt >= mint);
-        removed += before - self.ooo_chunks.len();
-        self.ooo.retain(|s| s.0 >= mint);
+        if let Some(late) = &mut self.late {
+            let before = late.chunks.len();
+            late.chunks.retain(|c| c.maxt >= mint);
+            removed += before - late.chunks.len();
+            late.samples.retain(|s| s.0 >= mint);
+            if late.chunks.is_empty() && late.samples.is_empty() {
+                self.late = None;
+            }
+        }
         removed
     }
 
@@ -263,9 +293,9 @@ impl SeriesData {
         let chunks: Vec<Chunk> = self.full[lo..].iter().take_while(|c| c.mint <= maxt).cloned().collect();
         let open = (self.open.num_samples() > 0 && self.open_mint <= maxt && self.max_t >= mint)
             .then(|| self.open.bytes().to_vec());
-        let ooo: Vec<(i64, f64)> = self.ooo.iter().copied().filter(|&(t, _)| t >= mint && t <= maxt).collect();
+        let ooo: Vec<(i64, f64)> = self.ooo().iter().copied().filter(|&(t, _)| t >= mint && t <= maxt).collect();
         let ooo_chunks: Vec<Chunk> =
-            self.ooo_chunks.iter().filter(|c| c.maxt >= mint && c.mint <= maxt).cloned().collect();
+            self.ooo_chunks().iter().filter(|c| c.maxt >= mint && c.mint <= maxt).cloned().collect();
         Snapshot { chunks, open, ooo, ooo_chunks, mint, maxt }
     }
 }
@@ -330,7 +360,7 @@ impl MemSeries {
             let p = Arc::as_ptr(self).cast::<i8>();
             // One address per cache line from the reference counts (16 bytes before the
             // value) to the end of the open chunk's state.
-            for off in [-16isize, 48, 112, 176, 240] {
+            for off in [-16isize, 48, 112, 176, 223] {
                 // SAFETY: a prefetch is a hint that never faults, whatever the address.
                 #[allow(unused_unsafe)]
                 unsafe {
