@@ -12,6 +12,10 @@
 //! Variants: no function (the bucket average: sum and count are read), `max_over_time` (one
 //! aggregate) and `rate` (the counter as a running total).
 //!
+//! Each case is also read series by series (`…/each`: [`tier::rollup_samples_each`], one
+//! reused buffer, one thread), which shows the cost of reading without that of holding the
+//! whole result (280 MB for `2y-1h`).
+//!
 //! Besides criterion's wall-time figures it prints, per case, the median of 7 reads by wall
 //! time, by the calling thread's CPU time and by the process's CPU time (all threads: a read
 //! of many series is split over up to 4 threads). On a loaded machine the CPU times are the
@@ -149,8 +153,10 @@ fn build() -> Store {
     Store { _tmp: tmp, blocks, metas }
 }
 
-/// A query's read: route, plan, then the chosen tier's blocks in the planned range.
-fn read(store: &Store, hints: &SelectHints, matchers: &[Matcher]) -> (usize, usize) {
+/// A query's read: route, plan, then the chosen tier's blocks in the planned range; with
+/// `each`, series by series through [`tier::rollup_samples_each`] (one reused buffer, one
+/// thread) instead of collected.
+fn read(store: &Store, hints: &SelectHints, matchers: &[Matcher], each: bool) -> (usize, usize) {
     let cfg = TierConfig::default();
     let segs = tier::plan(hints, &cfg, &store.metas, hints.start_ms, hints.end_ms);
     let mut series = 0;
@@ -164,9 +170,21 @@ fn read(store: &Store, hints: &SelectHints, matchers: &[Matcher]) -> (usize, usi
             })
             .map(|b| b.as_ref())
             .collect();
-        let out = tier::rollup_samples_blocks(hints.func.as_deref(), &blocks, matchers, s.mint, s.maxt).unwrap();
-        series = series.max(out.len());
-        points += out.iter().map(|(_, b)| b.len()).sum::<usize>();
+        if each {
+            let (mut n, mut p) = (0, 0);
+            tier::rollup_samples_each(hints.func.as_deref(), &blocks, matchers, s.mint, s.maxt, &mut |_, b| {
+                n += 1;
+                p += std::hint::black_box(b).len();
+                Ok(())
+            })
+            .unwrap();
+            series = series.max(n);
+            points += p;
+        } else {
+            let out = tier::rollup_samples_blocks(hints.func.as_deref(), &blocks, matchers, s.mint, s.maxt).unwrap();
+            series = series.max(out.len());
+            points += out.iter().map(|(_, b)| b.len()).sum::<usize>();
+        }
     }
     (series, points)
 }
@@ -189,27 +207,29 @@ fn bench(c: &mut Criterion) {
             };
             let routed = tier::route(&hints, &TierConfig::default(), &store.metas);
             assert_eq!(routed, step, "{name} routed to {routed}");
-            let (series, points) = read(&store, &hints, &matchers);
-            assert_eq!(series, SERIES);
-            assert!(points >= SERIES * (per_series - 1), "{name}: {points} points");
-            let id = format!("{name}/{}", func.unwrap_or("avg"));
-            let (mut wall, mut cpu, mut proc) = (vec![], vec![], vec![]);
-            for _ in 0..7 {
-                let w0 = std::time::Instant::now();
-                let (c0, p0) = (cpu_ns(libc::CLOCK_THREAD_CPUTIME_ID), cpu_ns(libc::CLOCK_PROCESS_CPUTIME_ID));
-                std::hint::black_box(read(&store, &hints, &matchers));
-                wall.push(w0.elapsed().as_secs_f64() * 1e3);
-                cpu.push((cpu_ns(libc::CLOCK_THREAD_CPUTIME_ID) - c0) as f64 / 1e6);
-                proc.push((cpu_ns(libc::CLOCK_PROCESS_CPUTIME_ID) - p0) as f64 / 1e6);
+            for each in [false, true] {
+                let (series, points) = read(&store, &hints, &matchers, each);
+                assert_eq!(series, SERIES);
+                assert!(points >= SERIES * (per_series - 1), "{name}: {points} points");
+                let id = format!("{name}/{}{}", func.unwrap_or("avg"), if each { "/each" } else { "" });
+                let (mut wall, mut cpu, mut proc) = (vec![], vec![], vec![]);
+                for _ in 0..7 {
+                    let w0 = std::time::Instant::now();
+                    let (c0, p0) = (cpu_ns(libc::CLOCK_THREAD_CPUTIME_ID), cpu_ns(libc::CLOCK_PROCESS_CPUTIME_ID));
+                    std::hint::black_box(read(&store, &hints, &matchers, each));
+                    wall.push(w0.elapsed().as_secs_f64() * 1e3);
+                    cpu.push((cpu_ns(libc::CLOCK_THREAD_CPUTIME_ID) - c0) as f64 / 1e6);
+                    proc.push((cpu_ns(libc::CLOCK_PROCESS_CPUTIME_ID) - p0) as f64 / 1e6);
+                }
+                for v in [&mut wall, &mut cpu, &mut proc] {
+                    v.sort_by(f64::total_cmp);
+                }
+                eprintln!(
+                    "{id}: median of 7: {:.1} ms wall, {:.1} ms calling-thread CPU, {:.1} ms process CPU ({points} points)",
+                    wall[3], cpu[3], proc[3]
+                );
+                g.bench_function(id, |b| b.iter(|| read(&store, &hints, &matchers, each)));
             }
-            for v in [&mut wall, &mut cpu, &mut proc] {
-                v.sort_by(f64::total_cmp);
-            }
-            eprintln!(
-                "{id}: median of 7: {:.1} ms wall, {:.1} ms calling-thread CPU, {:.1} ms process CPU ({points} points)",
-                wall[3], cpu[3], proc[3]
-            );
-            g.bench_function(id, |b| b.iter(|| read(&store, &hints, &matchers)));
         }
     }
     g.finish();
