@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use telemetry_core::{Labels, Metadata};
+use telemetry_core::{Fingerprint, Labels, Metadata};
 
 /// One sample of a [`Batch`]: an index into the batch's series, a timestamp (ms since the
 /// Unix epoch) and a value.
@@ -38,6 +38,10 @@ pub struct Batch {
     pub samples: Vec<BatchSample>,
     /// Metric family metadata (`# TYPE`/`# HELP`/`# UNIT`) seen with the samples.
     pub metadata: Vec<(String, Metadata)>,
+    /// Each series' fingerprint when the source already knew it (remote write's label cache),
+    /// parallel to `series`; otherwise empty. Only a hint for finding the series again: the
+    /// ingest stage compares the labels themselves, and ignores this when its length differs.
+    pub(crate) fingerprints: Vec<Fingerprint>,
 }
 
 impl Batch {
@@ -45,6 +49,15 @@ impl Batch {
     pub fn add_series(&mut self, labels: Labels) -> u32 {
         self.series.push(labels);
         (self.series.len() - 1) as u32
+    }
+
+    /// Adds a series with its fingerprint (`labels.fingerprint()`), keeping `fingerprints`
+    /// parallel to `series` while every series comes this way.
+    pub(crate) fn add_series_with_fingerprint(&mut self, labels: Labels, fp: Fingerprint) -> u32 {
+        if self.fingerprints.len() == self.series.len() {
+            self.fingerprints.push(fp);
+        }
+        self.add_series(labels)
     }
 
     /// Adds a sample of series `series` (an index returned by [`add_series`](Self::add_series)).

@@ -658,6 +658,24 @@ impl IngestState {
                 }
             }
         }
+        self.admit(labels, fp)
+    }
+
+    /// [`resolve`](Self::resolve) with a fingerprint the source computed: an entry with these
+    /// labels under `hint` is returned at once; otherwise the fingerprint is computed again.
+    fn resolve_hinted(&mut self, labels: &Labels, hint: Fingerprint) -> Option<u32> {
+        if let Some(ids) = self.by_fp.get(&hint) {
+            for &i in ids {
+                if self.entries[i as usize].labels == *labels {
+                    return Some(i);
+                }
+            }
+        }
+        self.resolve(labels)
+    }
+
+    /// Admits a series not seen before (fingerprint `fp`) through the cardinality limiter.
+    fn admit(&mut self, labels: &Labels, fp: Fingerprint) -> Option<u32> {
         self.limiter.admit_with_fingerprint(labels, fp).ok()?;
         let i = self.entries.len() as u32;
         self.entries.push(Entry { labels: labels.clone(), fp, store: None, told_agg: false });
@@ -707,8 +725,14 @@ fn ingest(
         }
         let mut ack = Ack { samples: batch.samples.len() as u64, ..Ack::default() };
         slots.clear();
-        for labels in &batch.series {
-            slots.push(st.resolve(labels));
+        if batch.fingerprints.len() == batch.series.len() {
+            for (labels, &fp) in batch.series.iter().zip(&batch.fingerprints) {
+                slots.push(st.resolve_hinted(labels, fp));
+            }
+        } else {
+            for labels in &batch.series {
+                slots.push(st.resolve(labels));
+            }
         }
         for s in &batch.samples {
             let Some(Some(ei)) = slots.get(s.series as usize).copied() else {

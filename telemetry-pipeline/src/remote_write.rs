@@ -130,6 +130,7 @@ fn decode_raw(raw: &[u8]) -> Result<Batch, RemoteWriteError> {
     let mut r = Reader { buf: raw, pos: 0, base: 0 };
     let mut index = 0usize;
     let mut pairs: Vec<(&str, &str)> = Vec::new();
+    let mut label_msgs: Vec<(&[u8], usize)> = Vec::new();
     let mut samples: Vec<(i64, f64)> = Vec::new();
     let mut key: Vec<u8> = Vec::new();
     while !r.done() {
@@ -137,13 +138,18 @@ fn decode_raw(raw: &[u8]) -> Result<Batch, RemoteWriteError> {
         match (field, wire) {
             (1, WIRE_LEN) => {
                 let (msg, base) = r.bytes()?;
-                pairs.clear();
+                label_msgs.clear();
                 samples.clear();
                 key.clear();
-                read_series(msg, base, index, &mut pairs, &mut samples, &mut key)?;
-                let labels = match LABELS_CACHE.with_borrow(|c| c.get(&key[..]).cloned()) {
-                    Some(l) => l,
+                read_series(msg, base, index, &mut label_msgs, &mut samples, &mut key)?;
+                let (labels, fp) = match LABELS_CACHE.with_borrow(|c| c.get(&key[..]).cloned()) {
+                    Some(hit) => hit,
                     None => {
+                        // A key seen before parsed without error; a new one is parsed here.
+                        pairs.clear();
+                        for &(lmsg, lbase) in &label_msgs {
+                            pairs.push(read_label(lmsg, lbase, index)?);
+                        }
                         let mut lb = LabelsBuilder::new();
                         for (n, v) in &pairs {
                             lb.push(n, v);
@@ -156,12 +162,13 @@ fn decode_raw(raw: &[u8]) -> Result<Batch, RemoteWriteError> {
                                 message: format!("{labels}: no __name__ label"),
                             });
                         }
-                        LABELS_CACHE.with_borrow_mut(|c| c.insert(&key, &labels));
-                        labels
+                        let fp = labels.fingerprint();
+                        LABELS_CACHE.with_borrow_mut(|c| c.insert(&key, &labels, fp));
+                        (labels, fp)
                     }
                 };
                 if !samples.is_empty() {
-                    let s = b.add_series(labels);
+                    let s = b.add_series_with_fingerprint(labels, fp);
                     b.samples.reserve(samples.len());
                     for &(t, v) in &samples {
                         b.push(s, t, v);
@@ -197,7 +204,7 @@ fn decode_raw(raw: &[u8]) -> Result<Batch, RemoteWriteError> {
 /// hash and a comparison instead of building and validating its labels again. Bounded: it is
 /// emptied when it holds [`CACHE_MAX_SERIES`] series or [`CACHE_MAX_KEY_BYTES`] of keys.
 struct LabelsCache {
-    map: HashMap<Box<[u8]>, Labels, BuildHasherDefault<KeyHasher>>,
+    map: HashMap<Box<[u8]>, (Labels, Fingerprint), BuildHasherDefault<KeyHasher>>,
     key_bytes: usize,
 }
 
@@ -211,17 +218,17 @@ const CACHE_MAX_SERIES: usize = 1 << 18;
 const CACHE_MAX_KEY_BYTES: usize = 64 << 20;
 
 impl LabelsCache {
-    fn get(&self, key: &[u8]) -> Option<&Labels> {
+    fn get(&self, key: &[u8]) -> Option<&(Labels, Fingerprint)> {
         self.map.get(key)
     }
 
-    fn insert(&mut self, key: &[u8], labels: &Labels) {
+    fn insert(&mut self, key: &[u8], labels: &Labels, fp: Fingerprint) {
         if self.map.len() >= CACHE_MAX_SERIES || self.key_bytes + key.len() > CACHE_MAX_KEY_BYTES {
             self.map.clear();
             self.key_bytes = 0;
         }
         self.key_bytes += key.len();
-        self.map.insert(key.into(), labels.clone());
+        self.map.insert(key.into(), (labels.clone(), fp));
     }
 }
 
@@ -244,14 +251,34 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// One `TimeSeries` message: its labels (`Label` messages, field 1) and float samples
+/// One `TimeSeries` message: its `Label` messages (field 1, with their offsets, parsed later
+/// by [`read_label`] and only when the [`LabelsCache`] does not know them) and float samples
 /// (`Sample` messages, field 2), in wire order; other fields skipped. `key` receives the
-/// series' `Label` messages, each behind its length, as the [`LabelsCache`] key.
+/// series' `Label` messages, each behind its length, as the [`LabelsCache`] key. An error in a
+/// sample is reported after any error in a label before it, as a single pass in wire order
+/// would.
 fn read_series<'a>(
     msg: &'a [u8],
     base: usize,
     index: usize,
-    pairs: &mut Vec<(&'a str, &'a str)>,
+    label_msgs: &mut Vec<(&'a [u8], usize)>,
+    samples: &mut Vec<(i64, f64)>,
+    key: &mut Vec<u8>,
+) -> Result<(), RemoteWriteError> {
+    let r = read_series_fields(msg, base, label_msgs, samples, key);
+    if r.is_err() {
+        // Report a bad label before the error, as a pass in wire order would have.
+        for &(lmsg, lbase) in label_msgs.iter() {
+            read_label(lmsg, lbase, index)?;
+        }
+    }
+    r
+}
+
+fn read_series_fields<'a>(
+    msg: &'a [u8],
+    base: usize,
+    label_msgs: &mut Vec<(&'a [u8], usize)>,
     samples: &mut Vec<(i64, f64)>,
     key: &mut Vec<u8>,
 ) -> Result<(), RemoteWriteError> {
@@ -263,30 +290,7 @@ fn read_series<'a>(
                 let (lmsg, lbase) = r.bytes()?;
                 key.extend_from_slice(&(lmsg.len() as u32).to_le_bytes());
                 key.extend_from_slice(lmsg);
-                let mut l = Reader { buf: lmsg, pos: 0, base: lbase };
-                let (mut name, mut value) = ("", "");
-                while !l.done() {
-                    let (f, w) = l.key()?;
-                    match (f, w) {
-                        (1 | 2, WIRE_LEN) => {
-                            let (bytes, at) = l.bytes()?;
-                            let text = std::str::from_utf8(bytes).map_err(|_| {
-                                RemoteWriteError::Protobuf(format!(
-                                    "timeseries[{index}]: label {} at byte {at} is not valid UTF-8",
-                                    if f == 1 { "name" } else { "value" }
-                                ))
-                            })?;
-                            if f == 1 {
-                                name = text;
-                            } else {
-                                value = text;
-                            }
-                        }
-                        (1 | 2, w) => return Err(l.wrong_wire(f, w)),
-                        (_, w) => l.skip(w)?,
-                    }
-                }
-                pairs.push((name, value));
+                label_msgs.push((lmsg, lbase));
             }
             (2, WIRE_LEN) => {
                 let (smsg, sbase) = r.bytes()?;
@@ -308,6 +312,35 @@ fn read_series<'a>(
         }
     }
     Ok(())
+}
+
+/// One `Label` message of series `index` (its bytes and their offset in the request): name
+/// and value, checked to be UTF-8.
+fn read_label(lmsg: &[u8], lbase: usize, index: usize) -> Result<(&str, &str), RemoteWriteError> {
+    let mut l = Reader { buf: lmsg, pos: 0, base: lbase };
+    let (mut name, mut value) = ("", "");
+    while !l.done() {
+        let (f, w) = l.key()?;
+        match (f, w) {
+            (1 | 2, WIRE_LEN) => {
+                let (bytes, at) = l.bytes()?;
+                let text = std::str::from_utf8(bytes).map_err(|_| {
+                    RemoteWriteError::Protobuf(format!(
+                        "timeseries[{index}]: label {} at byte {at} is not valid UTF-8",
+                        if f == 1 { "name" } else { "value" }
+                    ))
+                })?;
+                if f == 1 {
+                    name = text;
+                } else {
+                    value = text;
+                }
+            }
+            (1 | 2, w) => return Err(l.wrong_wire(f, w)),
+            (_, w) => l.skip(w)?,
+        }
+    }
+    Ok((name, value))
 }
 
 const WIRE_VARINT: u8 = 0;
