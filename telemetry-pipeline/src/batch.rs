@@ -1,6 +1,7 @@
 //! Batches: what sources hand to the pipeline.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use telemetry_core::{Fingerprint, Labels, Metadata};
 
@@ -38,10 +39,10 @@ pub struct Batch {
     pub samples: Vec<BatchSample>,
     /// Metric family metadata (`# TYPE`/`# HELP`/`# UNIT`) seen with the samples.
     pub metadata: Vec<(String, Metadata)>,
-    /// Each series' fingerprint when the source already knew it (remote write's label cache),
-    /// parallel to `series`; otherwise empty. Only a hint for finding the series again: the
-    /// ingest stage compares the labels themselves, and ignores this when its length differs.
-    pub(crate) fingerprints: Vec<Fingerprint>,
+    /// The series as shared label sets with their fingerprints (remote write's label cache),
+    /// in place of `series` when not empty: moving one costs a reference count, not a copy of
+    /// its labels. Only the server's remote-write path fills it; [`Batch::series`] is empty then.
+    pub(crate) interned: Vec<Arc<InternedSeries>>,
 }
 
 impl Batch {
@@ -51,13 +52,18 @@ impl Batch {
         (self.series.len() - 1) as u32
     }
 
-    /// Adds a series with its fingerprint (`labels.fingerprint()`), keeping `fingerprints`
-    /// parallel to `series` while every series comes this way.
-    pub(crate) fn add_series_with_fingerprint(&mut self, labels: Labels, fp: Fingerprint) -> u32 {
-        if self.fingerprints.len() == self.series.len() {
-            self.fingerprints.push(fp);
+    /// Adds a shared series (only into a batch whose `series` is empty) and returns its index.
+    pub(crate) fn add_interned(&mut self, series: Arc<InternedSeries>) -> u32 {
+        self.interned.push(series);
+        (self.interned.len() - 1) as u32
+    }
+
+    /// Turns shared series into [`Batch::series`] (for callers outside the crate).
+    pub(crate) fn uninterned(mut self) -> Batch {
+        if !self.interned.is_empty() {
+            self.series = self.interned.drain(..).map(|s| s.labels.clone()).collect();
         }
-        self.add_series(labels)
+        self
     }
 
     /// Adds a sample of series `series` (an index returned by [`add_series`](Self::add_series)).
@@ -74,6 +80,16 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.samples.is_empty()
     }
+}
+
+/// A label set and its fingerprint (`labels.fingerprint()`), shared between a source's cache
+/// and the batches that name it.
+#[derive(Debug)]
+pub(crate) struct InternedSeries {
+    /// The labels.
+    pub(crate) labels: Labels,
+    /// Their fingerprint.
+    pub(crate) fp: Fingerprint,
 }
 
 /// Builds a [`Batch`], giving each distinct series one index.

@@ -725,9 +725,9 @@ fn ingest(
         }
         let mut ack = Ack { samples: batch.samples.len() as u64, ..Ack::default() };
         slots.clear();
-        if batch.fingerprints.len() == batch.series.len() {
-            for (labels, &fp) in batch.series.iter().zip(&batch.fingerprints) {
-                slots.push(st.resolve_hinted(labels, fp));
+        if !batch.interned.is_empty() {
+            for s in &batch.interned {
+                slots.push(st.resolve_hinted(&s.labels, s.fp));
             }
         } else {
             for labels in &batch.series {

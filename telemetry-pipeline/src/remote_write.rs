@@ -10,10 +10,11 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
-use telemetry_core::{Fingerprint, Labels, LabelsBuilder, Metadata, MetricType};
+use telemetry_core::{Fingerprint, LabelsBuilder, Metadata, MetricType};
 
-use crate::batch::Batch;
+use crate::batch::{Batch, InternedSeries};
 
 /// `prometheus.WriteRequest`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -112,6 +113,11 @@ pub enum RemoteWriteError {
 /// [`RemoteWriteError`]: bad snappy data, too large, a malformed protobuf, or the series (by
 /// index) whose labels are invalid. Nothing of a refused body is returned.
 pub fn decode(body: &[u8], max_decoded: usize) -> Result<Batch, RemoteWriteError> {
+    decode_interned(body, max_decoded).map(Batch::uninterned)
+}
+
+/// [`decode`] into a batch whose series are shared with the label cache (the server's path).
+pub(crate) fn decode_interned(body: &[u8], max_decoded: usize) -> Result<Batch, RemoteWriteError> {
     let len = snap::raw::decompress_len(body).map_err(|e| RemoteWriteError::Snappy(e.to_string()))?;
     if len > max_decoded {
         return Err(RemoteWriteError::TooLarge { declared: len, limit: max_decoded });
@@ -142,7 +148,7 @@ fn decode_raw(raw: &[u8]) -> Result<Batch, RemoteWriteError> {
                 samples.clear();
                 key.clear();
                 read_series(msg, base, index, &mut label_msgs, &mut samples, &mut key)?;
-                let (labels, fp) = match LABELS_CACHE.with_borrow(|c| c.get(&key[..]).cloned()) {
+                let series = match LABELS_CACHE.with_borrow(|c| c.get(&key[..]).cloned()) {
                     Some(hit) => hit,
                     None => {
                         // A key seen before parsed without error; a new one is parsed here.
@@ -162,13 +168,13 @@ fn decode_raw(raw: &[u8]) -> Result<Batch, RemoteWriteError> {
                                 message: format!("{labels}: no __name__ label"),
                             });
                         }
-                        let fp = labels.fingerprint();
-                        LABELS_CACHE.with_borrow_mut(|c| c.insert(&key, &labels, fp));
-                        (labels, fp)
+                        let series = Arc::new(InternedSeries { fp: labels.fingerprint(), labels });
+                        LABELS_CACHE.with_borrow_mut(|c| c.insert(&key, &series));
+                        series
                     }
                 };
                 if !samples.is_empty() {
-                    let s = b.add_series_with_fingerprint(labels, fp);
+                    let s = b.add_interned(series);
                     b.samples.reserve(samples.len());
                     for &(t, v) in &samples {
                         b.push(s, t, v);
@@ -204,7 +210,7 @@ fn decode_raw(raw: &[u8]) -> Result<Batch, RemoteWriteError> {
 /// hash and a comparison instead of building and validating its labels again. Bounded: it is
 /// emptied when it holds [`CACHE_MAX_SERIES`] series or [`CACHE_MAX_KEY_BYTES`] of keys.
 struct LabelsCache {
-    map: HashMap<Box<[u8]>, (Labels, Fingerprint), BuildHasherDefault<KeyHasher>>,
+    map: HashMap<Box<[u8]>, Arc<InternedSeries>, BuildHasherDefault<KeyHasher>>,
     key_bytes: usize,
 }
 
@@ -218,17 +224,17 @@ const CACHE_MAX_SERIES: usize = 1 << 18;
 const CACHE_MAX_KEY_BYTES: usize = 64 << 20;
 
 impl LabelsCache {
-    fn get(&self, key: &[u8]) -> Option<&(Labels, Fingerprint)> {
+    fn get(&self, key: &[u8]) -> Option<&Arc<InternedSeries>> {
         self.map.get(key)
     }
 
-    fn insert(&mut self, key: &[u8], labels: &Labels, fp: Fingerprint) {
+    fn insert(&mut self, key: &[u8], series: &Arc<InternedSeries>) {
         if self.map.len() >= CACHE_MAX_SERIES || self.key_bytes + key.len() > CACHE_MAX_KEY_BYTES {
             self.map.clear();
             self.key_bytes = 0;
         }
         self.key_bytes += key.len();
-        self.map.insert(key.into(), (labels.clone(), fp));
+        self.map.insert(key.into(), Arc::clone(series));
     }
 }
 
@@ -439,6 +445,7 @@ pub fn encode(req: &WriteRequest) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+    use telemetry_core::Labels;
 
     use super::*;
 
@@ -460,12 +467,29 @@ mod tests {
     }
 
     fn ours(raw: &[u8]) -> Vec<(Labels, Vec<(i64, u64)>)> {
-        let b = decode_raw(raw).unwrap();
+        let b = decode_raw(raw).map(Batch::uninterned).unwrap();
         let mut out: Vec<(Labels, Vec<(i64, u64)>)> = b.series.iter().map(|l| (l.clone(), Vec::new())).collect();
         for s in &b.samples {
             out[s.series as usize].1.push((s.timestamp_ms, s.value.to_bits()));
         }
         out
+    }
+
+    /// Labels are parsed after the series' other fields, but errors still come in wire order.
+    #[test]
+    fn a_bad_label_before_a_bad_sample_is_the_error_named() {
+        let label = [0x0a, 0x06, 0x0a, 0x01, 0xff, 0x12, 0x01, b'x']; // name not UTF-8
+        let sample = [0x10, 0x01]; // field 2 as a varint: wrong wire type
+        let series = |parts: &[&[u8]]| {
+            let ts: Vec<u8> = parts.concat();
+            let mut raw = vec![0x0a, ts.len() as u8];
+            raw.extend_from_slice(&ts);
+            raw
+        };
+        let e = decode_raw(&series(&[&label, &sample])).unwrap_err().to_string();
+        assert!(e.contains("label name at byte 6 is not valid UTF-8"), "{e}");
+        let e = decode_raw(&series(&[&sample, &label])).unwrap_err().to_string();
+        assert!(e.contains("field 2 has wire type 0"), "{e}");
     }
 
     proptest! {
@@ -524,11 +548,11 @@ mod tests {
         let mut raw = vec![0x0a, ts.len() as u8];
         raw.extend_from_slice(&ts);
         raw.extend_from_slice(&[0x78, 0x2a]); // unknown field 15, varint
-        let b = decode_raw(&raw).unwrap();
+        let b = decode_raw(&raw).map(Batch::uninterned).unwrap();
         assert_eq!(b.series[0].to_string(), r#"up{job="x"}"#);
         assert_eq!((b.samples[0].timestamp_ms, b.samples[0].value), (7, 1.5));
         // Again: now from the thread's label cache, the same.
-        let again = decode_raw(&raw).unwrap();
+        let again = decode_raw(&raw).map(Batch::uninterned).unwrap();
         assert_eq!((&again.series, &again.samples), (&b.series, &b.samples));
         // Truncated anywhere: an error naming a byte offset, never a panic.
         for cut in 0..raw.len() - 2 {

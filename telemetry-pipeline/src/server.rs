@@ -398,7 +398,8 @@ async fn remote_write(State(s): State<AppState>, headers: HeaderMap, body: Bytes
             );
         }
     }
-    let batch = match crate::remote_write::decode(&body, s.p.config().server.max_body_bytes.saturating_mul(8)) {
+    let batch = match crate::remote_write::decode_interned(&body, s.p.config().server.max_body_bytes.saturating_mul(8))
+    {
         Ok(b) => b,
         // 400 for a block declaring too much, too, as Prometheus's receiver answers.
         Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
