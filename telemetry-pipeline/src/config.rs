@@ -345,6 +345,10 @@ pub struct ServerConfig {
     pub read_token: String,
     /// `Retry-After` seconds sent with 429 when the ingest queue is full.
     pub retry_after_s: u64,
+    /// Serve the admin endpoints (`/api/v1/admin/tsdb/delete_series` and `clean_tombstones`,
+    /// which need the write token when one is set); off: they answer 503, as Prometheus without
+    /// `--web.enable-admin-api`.
+    pub enable_admin_api: bool,
 }
 
 impl Default for ServerConfig {
@@ -355,6 +359,7 @@ impl Default for ServerConfig {
             write_token: String::new(),
             read_token: String::new(),
             retry_after_s: 1,
+            enable_admin_api: false,
         }
     }
 }
@@ -878,6 +883,9 @@ write_token = ""
 read_token = ""
 # Retry-After seconds sent with 429 when the ingest queue is full.
 retry_after_s = 1
+# Admin endpoints: POST /api/v1/admin/tsdb/delete_series?match[]=...&start=&end= and
+# POST /api/v1/admin/tsdb/clean_tombstones (write token when set). Off: 503, as Prometheus.
+enable_admin_api = false
 
 [statsd]
 # UDP StatsD/DogStatsD source, started with --serve. On by default on the loopback port 8125;

@@ -86,6 +86,8 @@ pub fn router(p: Arc<Pipeline>) -> Router {
         .route("/api/v1/metadata", get(metadata))
         .route("/api/v1/status/tsdb", get(status_tsdb))
         .route("/api/v1/anomalies", get(anomalies))
+        .route("/api/v1/admin/tsdb/delete_series", post(delete_series).put(delete_series))
+        .route("/api/v1/admin/tsdb/clean_tombstones", post(clean_tombstones).put(clean_tombstones))
         .route("/metrics", get(self_metrics))
         .route("/api/v1/simple/query", get(crate::rest::simple_query))
         .route(
@@ -633,6 +635,83 @@ fn range_of(ps: &[(String, String)]) -> Result<(i64, i64), Response> {
         return Err(api_error(StatusCode::BAD_REQUEST, "bad_data", "end timestamp must not be before start time"));
     }
     Ok((start, end))
+}
+
+/// Parameters of an admin request: the admin API must be on, and the write token given when
+/// one is set (these endpoints change stored data).
+fn admin_params(
+    s: &AppState,
+    headers: &HeaderMap,
+    q: Option<String>,
+    body: &Bytes,
+) -> Result<Vec<(String, String)>, Response> {
+    if !s.p.config().server.enable_admin_api {
+        return Err(api_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "admin APIs disabled"));
+    }
+    if !authorized(headers, &s.p.config().server.write_token) {
+        return Err(unauthorized());
+    }
+    Ok(parse_params(q.as_deref(), Some(&body[..])))
+}
+
+fn db_error(e: telemetry_store::DbError) -> Response {
+    match e {
+        telemetry_store::DbError::Config(m) => api_error(StatusCode::BAD_REQUEST, "bad_data", m),
+        e => api_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+/// `POST|PUT /api/v1/admin/tsdb/delete_series?match[]=<selector>&start=&end=`: deletes the
+/// matching series' samples in the range (default: all time), as Prometheus's admin API; each
+/// `match[]` is one durable deletion. 204 on success.
+async fn delete_series(State(s): State<AppState>, headers: HeaderMap, RawQuery(q): RawQuery, body: Bytes) -> Response {
+    let ps = match admin_params(&s, &headers, q, &body) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let sets = match matchers_of(&ps) {
+        Ok(m) if m.is_empty() => {
+            return api_error(StatusCode::BAD_REQUEST, "bad_data", "no match[] parameter provided");
+        }
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let (start, end) = match range_of(&ps) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let p = s.p.clone();
+    let r = tokio::task::spawn_blocking(move || -> Result<(), telemetry_store::DbError> {
+        for m in &sets {
+            p.storage().delete(m, start, end)?;
+        }
+        Ok(())
+    })
+    .await;
+    match r {
+        Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Err(e)) => db_error(e),
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+/// `POST|PUT /api/v1/admin/tsdb/clean_tombstones`: rewrites the blocks that hold deleted data
+/// and drops the tombstones with nothing left to hide. 204 on success.
+async fn clean_tombstones(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = admin_params(&s, &headers, q, &body) {
+        return r;
+    }
+    let p = s.p.clone();
+    match tokio::task::spawn_blocking(move || p.storage().clean_tombstones()).await {
+        Ok(Ok(_)) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Err(e)) => db_error(e),
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
 }
 
 fn storage_error(e: telemetry_core::StorageError) -> Response {

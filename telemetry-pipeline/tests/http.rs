@@ -224,3 +224,48 @@ fn bearer_tokens_guard_writes_and_reads_separately() {
     let (st, b) = s.request("GET", "/api/v1/query?query=m&time=1", &[("Authorization", "Bearer r-secret")], b"");
     assert!(st == 200 && b.contains(r#""1""#), "{b}");
 }
+
+#[test]
+fn admin_delete_series_hides_the_range_and_needs_the_admin_switch() {
+    let body = b"m{k=\"a\"} 1 1700000000000\nm{k=\"a\"} 2 1700000060000\nm{k=\"a\"} 3 1700000120000\nm{k=\"b\"} 4 1700000060000\n";
+    let count = |s: &Server| -> String {
+        let (st, b) = s.get("/api/v1/query?query=sum%20by%20(k)%20(count_over_time(m%5B10m%5D))&time=1700000200");
+        assert_eq!(st, 200, "{b}");
+        b
+    };
+    // Off by default: 503 "unavailable", nothing deleted.
+    let off = Server::start(cfg());
+    assert_eq!(off.request("POST", "/api/v1/import/prometheus", &[], body).0, 204);
+    let (st, b) = off.request("POST", "/api/v1/admin/tsdb/delete_series?match[]=m", &[], b"");
+    assert_eq!(st, 503, "{b}");
+    assert!(b.contains("admin APIs disabled"), "{b}");
+
+    let mut c = cfg();
+    c.server.enable_admin_api = true;
+    c.server.write_token = "w".into();
+    let s = Server::start(c);
+    let auth = [("Authorization", "Bearer w")];
+    assert_eq!(s.request("POST", "/api/v1/import/prometheus", &auth, body).0, 204);
+    let before = count(&s);
+    assert!(before.contains(r#""k":"a"},"value":[1700000200,"3"]"#), "{before}");
+    // Without the write token: 401; without match[]: 400; a bad selector: 400 naming it.
+    assert_eq!(s.request("POST", "/api/v1/admin/tsdb/delete_series?match[]=m", &[], b"").0, 401);
+    let (st, b) = s.request("POST", "/api/v1/admin/tsdb/delete_series", &auth, b"");
+    assert_eq!(st, 400, "{b}");
+    let (st, b) = s.request("POST", "/api/v1/admin/tsdb/delete_series?match[]=m%7B", &auth, b"");
+    assert_eq!((st, b.contains("match[]")), (400, true), "{b}");
+    // Delete k="a" in [1700000050, 1700000130] s: its last two samples go, k="b" stays.
+    let (st, b) = s.request(
+        "POST",
+        "/api/v1/admin/tsdb/delete_series?match[]=m%7Bk%3D%22a%22%7D&start=1700000050&end=1700000130",
+        &auth,
+        b"",
+    );
+    assert_eq!(st, 204, "{b}");
+    let after = count(&s);
+    assert!(after.contains(r#""k":"a"},"value":[1700000200,"1"]"#), "{after}");
+    assert!(after.contains(r#""k":"b"},"value":[1700000200,"1"]"#), "{after}");
+    let (st, b) = s.request("POST", "/api/v1/admin/tsdb/clean_tombstones", &auth, b"");
+    assert_eq!(st, 204, "{b}");
+    assert_eq!(count(&s), after);
+}
