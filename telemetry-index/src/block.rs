@@ -42,7 +42,7 @@
 //! is sorted by value: prefix scans are range scans.
 //!
 //! CRC32C (Castagnoli) covers the TOC and the symbol table (checked on open), each series
-//! entry and series-offsets page (checked on every read), and each value table and postings
+//! entry (checked on every read), and each series-offsets page, value table and postings
 //! list (checked on first read; the index remembers which passed). Every offset and length is
 //! checked against the file size and its section before use, postings must be strictly
 //! increasing and below the series count, and label names within a series strictly
@@ -53,6 +53,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use ahash::{AHashMap, AHashSet};
@@ -335,6 +336,8 @@ pub struct BlockIndex {
     names: Vec<NameEntry>,
     /// Offsets of postings lists whose checksum and order were already checked.
     verified_postings: Mutex<AHashSet<usize>>,
+    /// One bit per series-offsets page: set once the page's checksum passed.
+    verified_pages: Vec<AtomicU64>,
 }
 
 impl std::fmt::Debug for BlockIndex {
@@ -507,6 +510,7 @@ impl BlockIndex {
             num_series,
             names: Vec::new(),
             verified_postings: Mutex::new(AHashSet::new()),
+            verified_pages: (0..pages.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
         };
         // Names table.
         let ncount = u32_at(b, "label names table", names_off, toc)? as usize;
@@ -665,7 +669,16 @@ impl BlockIndex {
         let page = r as usize / PAGE;
         let in_page = (self.num_series as usize - page * PAGE).min(PAGE);
         let page_at = self.series_table + page * (PAGE * 8 + 4);
-        check_crc(b, "series offsets page", page_at, page_at + in_page * 8, b.len())?;
+        // A set bit is only ever stored after the page's checksum passed; the bytes are
+        // immutable, so a page checked once stays checked. Racing readers may both check it.
+        let (word, bit) = (page / 64, 1u64 << (page % 64));
+        let verified = self.verified_pages.get(word).is_some_and(|w| w.load(Ordering::Acquire) & bit != 0);
+        if !verified {
+            check_crc(b, "series offsets page", page_at, page_at + in_page * 8, b.len())?;
+            if let Some(w) = self.verified_pages.get(word) {
+                w.fetch_or(bit, Ordering::Release);
+            }
+        }
         let off = u64_at(b, "series offsets page", page_at + (r as usize % PAGE) * 8, b.len())?;
         Ok(Some(to_usize(off, "series offsets page", page_at)?))
     }
@@ -712,6 +725,29 @@ impl BlockIndex {
             Some((_, meta)) => Ok(meta),
             None => Err(oob("series reference", r as usize, 1, self.num_series as usize)),
         }
+    }
+
+    /// The labels and the opaque chunk-reference bytes of series `r` from one read of its
+    /// entry: what [`IndexReader::series_labels`] and [`chunk_meta`](Self::chunk_meta) return,
+    /// at the cost of one lookup. `None` for a reference past the series count.
+    ///
+    /// # Errors
+    /// A format error for a damaged entry or symbol.
+    pub fn series_labels_and_meta(&self, r: SeriesRef) -> Result<Option<(Labels, &[u8])>, IndexError> {
+        let Some((pairs, meta)) = self.series_entry(r)? else { return Ok(None) };
+        Ok(Some((self.labels_of(r, pairs)?, meta)))
+    }
+
+    fn labels_of(&self, r: SeriesRef, pairs: Vec<(u32, u32)>) -> Result<Labels, IndexError> {
+        let mut labels: Vec<Label> = Vec::with_capacity(pairs.len());
+        for (n, v) in pairs {
+            let (name, value) = (self.symbol(n)?, self.symbol(v)?);
+            if value.is_empty() || labels.last().is_some_and(|l| &*l.name >= name) {
+                return Err(corrupt("series entry", r as usize, "empty value or label names out of order"));
+            }
+            labels.push(Label::new(name, value));
+        }
+        Ok(Labels::from_sorted_unchecked(labels))
     }
 
     /// Size of the index in bytes.
@@ -769,15 +805,7 @@ impl IndexReader for BlockIndex {
 
     fn series_labels(&self, r: SeriesRef) -> Result<Option<Labels>, IndexError> {
         let Some((pairs, _)) = self.series_entry(r)? else { return Ok(None) };
-        let mut labels: Vec<Label> = Vec::with_capacity(pairs.len());
-        for (n, v) in pairs {
-            let (name, value) = (self.symbol(n)?, self.symbol(v)?);
-            if value.is_empty() || labels.last().is_some_and(|l| &*l.name >= name) {
-                return Err(corrupt("series entry", r as usize, "empty value or label names out of order"));
-            }
-            labels.push(Label::new(name, value));
-        }
-        Ok(Some(Labels::from_sorted_unchecked(labels)))
+        self.labels_of(r, pairs).map(Some)
     }
 
     fn label_names_of(&self, refs: &[SeriesRef]) -> Result<Vec<String>, IndexError> {

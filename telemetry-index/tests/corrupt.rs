@@ -105,6 +105,36 @@ fn typed_errors_for_known_damage() {
 }
 
 #[test]
+fn series_offsets_page_checked_before_use_and_on_every_read_until_it_passes() {
+    let good = sample_index();
+    let intact = BlockIndex::from_bytes(good.clone()).unwrap();
+    for r in [0, 7, 299] {
+        let (labels, meta) = intact.series_labels_and_meta(r).unwrap().unwrap();
+        assert_eq!(Some(labels), intact.series_labels(r).unwrap());
+        assert_eq!(meta, intact.chunk_meta(r).unwrap());
+        // Second read goes through the remembered page.
+        assert_eq!(meta, r.to_le_bytes());
+    }
+    assert!(intact.series_labels_and_meta(300).unwrap().is_none());
+
+    let n = good.len();
+    let table = u64::from_le_bytes(good[n - 64 + 16..n - 64 + 24].try_into().unwrap()) as usize;
+    let mut bad = good.clone();
+    bad[table + 8 * 5] ^= 0x01; // a bit of series 5's offset
+    let idx = BlockIndex::from_bytes(bad).unwrap();
+    for _ in 0..3 {
+        for r in [0, 5, 299] {
+            assert!(matches!(idx.series_labels(r), Err(IndexError::Checksum { what: "series offsets page", .. })));
+            assert!(matches!(idx.chunk_meta(r), Err(IndexError::Checksum { what: "series offsets page", .. })));
+            assert!(matches!(
+                idx.series_labels_and_meta(r),
+                Err(IndexError::Checksum { what: "series offsets page", .. })
+            ));
+        }
+    }
+}
+
+#[test]
 fn file_round_trip_through_mmap() {
     let dir = std::env::temp_dir().join(format!("telemetry-index-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -103,7 +103,15 @@ impl Block {
     /// # Errors
     /// [`BlockError::Index`] or [`BlockError::Corrupt`] for damaged index entries.
     pub fn series(&self, r: u32) -> Result<(Labels, Vec<ChunkRef>), BlockError> {
-        Ok((self.labels(r)?, self.chunk_refs(r)?))
+        let path = || self.dir.join(INDEX_FILE);
+        let (labels, meta) = self
+            .index
+            .series_labels_and_meta(r)
+            .map_err(|e| self.index_err(e))?
+            .ok_or_else(|| BlockError::corrupt(path(), 0, format!("series {r} missing")))?;
+        let refs = decode_refs(meta)
+            .ok_or_else(|| BlockError::corrupt(path(), 0, format!("chunk references of series {r} are malformed")))?;
+        Ok((labels, refs))
     }
 
     /// The labels of series `r`.
