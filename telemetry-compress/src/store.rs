@@ -646,20 +646,7 @@ fn decode_int(b: &[u8], base: usize, n: usize, vs: &mut Vec<f64>) -> Result<(), 
         return Err(corrupt("store INT header", 0));
     }
     let mut pos = 3;
-    let ne = get_uvarint(b, &mut pos)?;
-    if ne > n as u64 {
-        return Err(corrupt("store exception count", pos));
-    }
-    let mut exc = Vec::with_capacity(ne as usize);
-    let mut last = 0u64;
-    for _ in 0..ne {
-        let p = last.checked_add(get_uvarint(b, &mut pos)?).filter(|&p| p < n as u64);
-        let p = p.ok_or(corrupt("store exception position", pos))?;
-        let x = b.get(pos..pos + 8).ok_or(corrupt("store exception value", pos))?;
-        exc.push((p as usize, u64::from_le_bytes([x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]])));
-        pos += 8;
-        last = p;
-    }
+    let exc = read_exceptions(b, &mut pos, base, n)?;
     let (d, _) = unpack_ints(b, pos, base, n, order)?;
     let start = vs.len();
     let (fe, fr) = (EXP[f], FRAC[e]);
@@ -668,6 +655,27 @@ fn decode_int(b: &[u8], base: usize, n: usize, vs: &mut Vec<f64>) -> Result<(), 
         vs[start + p] = f64::from_bits(bits);
     }
     Ok(())
+}
+
+/// Reads a value exception list (`exc: uvarint`, then `exc × (gap: uvarint, bits: u64 LE)`,
+/// positions as gaps from the previous one) at `pos`, each position below `n`.
+fn read_exceptions(b: &[u8], pos: &mut usize, base: usize, n: usize) -> Result<Vec<(usize, u64)>, ChunkError> {
+    let corrupt = |what, at: usize| ChunkError::Corrupt { what, offset: base + at };
+    let ne = get_uvarint(b, pos)?;
+    if ne > n as u64 {
+        return Err(corrupt("store exception count", *pos));
+    }
+    let mut exc = Vec::with_capacity(ne as usize);
+    let mut last = 0u64;
+    for _ in 0..ne {
+        let p = last.checked_add(get_uvarint(b, pos)?).filter(|&p| p < n as u64);
+        let p = p.ok_or(corrupt("store exception position", *pos))?;
+        let x = b.get(*pos..*pos + 8).ok_or(corrupt("store exception value", *pos))?;
+        exc.push((p as usize, u64::from_le_bytes([x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]])));
+        *pos += 8;
+        last = p;
+    }
+    Ok(exc)
 }
 
 fn decode_scaled(b: &[u8], base: usize, n: usize, vs: &mut Vec<f64>) -> Result<(), ChunkError> {
@@ -690,20 +698,7 @@ fn decode_scaled(b: &[u8], base: usize, n: usize, vs: &mut Vec<f64>) -> Result<(
         }
         _ => return Err(corrupt("store scale", 0)),
     };
-    let ne = get_uvarint(b, &mut pos)?;
-    if ne > n as u64 {
-        return Err(corrupt("store exception count", pos));
-    }
-    let mut exc = Vec::with_capacity(ne as usize);
-    let mut last = 0u64;
-    for _ in 0..ne {
-        let p = last.checked_add(get_uvarint(b, &mut pos)?).filter(|&p| p < n as u64);
-        let p = p.ok_or(corrupt("store exception position", pos))?;
-        let x = b.get(pos..pos + 8).ok_or(corrupt("store exception value", pos))?;
-        exc.push((p as usize, u64::from_le_bytes([x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]])));
-        pos += 8;
-        last = p;
-    }
+    let exc = read_exceptions(b, &mut pos, base, n)?;
     let seeds = order.min(n);
     let mut d: Vec<i64> = Vec::with_capacity(n);
     for _ in 0..seeds {
