@@ -154,6 +154,17 @@ pub fn counter_step(prev: f64, v: f64) -> f64 {
     if v < prev { v } else { v - prev }
 }
 
+/// The accumulator of the bucket ending at `end`: the open one when it is that bucket, else a
+/// new one, after the open one (if any) is pushed to `out`.
+fn bucket<'a>(acc: &'a mut Option<Acc>, end: i64, out: &mut Rollups) -> &'a mut Acc {
+    if acc.as_ref().is_some_and(|a| a.end != end)
+        && let Some(done) = acc.take()
+    {
+        out.push(&done);
+    }
+    acc.get_or_insert_with(|| Acc::new(end))
+}
+
 impl Rollups {
     /// Empty rollups at `resolution_ms`.
     pub fn new(resolution_ms: i64) -> Self {
@@ -202,15 +213,7 @@ impl Rollups {
                 continue;
             }
             let end = bucket_end(t, resolution_ms).ok_or(RollupError::Overflow { timestamp: t, resolution_ms })?;
-            let a = match &mut acc {
-                Some(a) if a.end == end => a,
-                _ => {
-                    if let Some(done) = acc.take() {
-                        out.push(&done);
-                    }
-                    acc.insert(Acc::new(end))
-                }
-            };
+            let a = bucket(&mut acc, end, &mut out);
             a.count += 1.0;
             a.sum += v;
             a.min = nan_min(a.min, v);
@@ -252,15 +255,7 @@ impl Rollups {
         for i in 0..n {
             let t = self.timestamps[i];
             let end = bucket_end(t, resolution_ms).ok_or(RollupError::Overflow { timestamp: t, resolution_ms })?;
-            let a = match &mut acc {
-                Some(a) if a.end == end => a,
-                _ => {
-                    if let Some(done) = acc.take() {
-                        out.push(&done);
-                    }
-                    acc.insert(Acc::new(end))
-                }
-            };
+            let a = bucket(&mut acc, end, &mut out);
             a.count += self.count[i];
             a.sum += self.sum[i];
             a.min = nan_min(a.min, self.min[i]);
