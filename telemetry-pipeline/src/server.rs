@@ -623,6 +623,15 @@ fn matchers_of(ps: &[(String, String)]) -> Result<Vec<Vec<Matcher>>, Response> {
         .collect()
 }
 
+/// The `match[]` selectors of a request that needs at least one (`series`, `delete_series`).
+fn required_matchers(ps: &[(String, String)]) -> Result<Vec<Vec<Matcher>>, Response> {
+    let sets = matchers_of(ps)?;
+    if sets.is_empty() {
+        return Err(api_error(StatusCode::BAD_REQUEST, "bad_data", "no match[] parameter provided"));
+    }
+    Ok(sets)
+}
+
 fn range_of(ps: &[(String, String)]) -> Result<(i64, i64), Response> {
     let t = |k: &str, d: i64| -> Result<i64, Response> {
         match param(ps, k) {
@@ -669,10 +678,7 @@ async fn delete_series(State(s): State<AppState>, headers: HeaderMap, RawQuery(q
         Ok(p) => p,
         Err(r) => return r,
     };
-    let sets = match matchers_of(&ps) {
-        Ok(m) if m.is_empty() => {
-            return api_error(StatusCode::BAD_REQUEST, "bad_data", "no match[] parameter provided");
-        }
+    let sets = match required_matchers(&ps) {
         Ok(m) => m,
         Err(r) => return r,
     };
@@ -729,10 +735,7 @@ async fn series(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let sets = match matchers_of(&ps) {
-        Ok(m) if m.is_empty() => {
-            return api_error(StatusCode::BAD_REQUEST, "bad_data", "no match[] parameter provided");
-        }
+    let sets = match required_matchers(&ps) {
         Ok(m) => m,
         Err(r) => return r,
     };
