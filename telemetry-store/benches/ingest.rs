@@ -8,7 +8,10 @@
 //! - `synthetic-1M`: 1,000,000 series already in the head, one scrape round (one sample per
 //!   series) per iteration, same path (`head-round`), and again by series reference
 //!   (`head-round-append-ref`: `append_ref` with references kept from the first round, as
-//!   Prometheus's scrape cache does; no hashing, no label comparison).
+//!   Prometheus's scrape cache does; no hashing, no label comparison), and by label pairs in
+//!   batches (`head-round-pairs-batch`: `append_pairs_batch`, one 1,000-sample batch per
+//!   commit: the same hashing and comparison, with the memory loads of neighbouring samples
+//!   overlapped).
 //!
 //! Variants: head without WAL; head with WAL synced every 100 ms; the same samples through
 //! telemetry-compress alone (one XorChunk per series, cut at 120, series found by index:
@@ -306,6 +309,25 @@ fn bench_synthetic(c: &mut Criterion) {
         }
         app.commit().expect("commit");
     };
+    // The same round through `append_pairs_batch`, one batch per commit.
+    let round_batch = |head: &Head, t: i64| {
+        let mut app = head.appender();
+        let mut results = Vec::with_capacity(COMMIT_EVERY);
+        let mut batch = Vec::with_capacity(COMMIT_EVERY);
+        for (k, part) in d.series.chunks(COMMIT_EVERY).enumerate() {
+            batch.clear();
+            for (j, pairs) in part.iter().enumerate() {
+                let i = k * COMMIT_EVERY + j;
+                let v = ((t / 15_000) as f64) * 0.5 + (i % 7) as f64;
+                batch.push((pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())), t, v));
+            }
+            app.append_pairs_batch(&batch, &mut results);
+            for r in &results {
+                r.as_ref().expect("append");
+            }
+            app.commit().expect("commit");
+        }
+    };
     let mut g = c.benchmark_group("ingest/synthetic-1M");
     g.throughput(Throughput::Elements(n as u64));
     g.sample_size(10);
@@ -362,6 +384,19 @@ fn bench_synthetic(c: &mut Criterion) {
                 round(&head, t)
             })
         });
+        cpu_report(&format!("synthetic-1M head-round append_pairs_batch (wal: {wal})"), n as u64, 5, || {
+            t += 15_000;
+            round_batch(&head, t)
+        });
+        g.bench_function(
+            BenchmarkId::new("head-round-pairs-batch", if wal { "wal-sync-100ms" } else { "no-wal" }),
+            |b| {
+                b.iter(|| {
+                    t += 15_000;
+                    round_batch(&head, t)
+                })
+            },
+        );
         cpu_report(&format!("synthetic-1M head-round append_ref (wal: {wal})"), n as u64, 5, || {
             t += 15_000;
             round_ref(&head, t)

@@ -321,6 +321,24 @@ impl Snapshot {
     }
 }
 
+/// Asks the CPU to bring the cache line holding `p` into its caches. A hint: it never faults,
+/// whatever the address, and changes nothing a program can observe but time. On targets
+/// other than x86-64 it does nothing.
+#[inline(always)]
+pub(crate) fn prefetch_read(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: a prefetch is a hint that never faults, whatever the address.
+        #[allow(unused_unsafe)]
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>())
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// A series in the head.
 ///
 /// The fields the ingest path touches come first (`repr(C)`): key, fingerprint, newest
@@ -354,19 +372,37 @@ impl MemSeries {
     /// waiting for memory once per sample.
     #[inline(always)]
     pub(crate) fn prefetch(self: &Arc<Self>) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            let p = Arc::as_ptr(self).cast::<i8>();
-            // One address per cache line from the reference counts (16 bytes before the
-            // value) to the end of the open chunk's state.
-            for off in [-16isize, 48, 112, 176, 223] {
-                // SAFETY: a prefetch is a hint that never faults, whatever the address.
-                #[allow(unused_unsafe)]
-                unsafe {
-                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_offset(off))
-                };
-            }
+        let p = Arc::as_ptr(self).cast::<u8>();
+        // One address per cache line from the reference counts (16 bytes before the
+        // value) to the end of the open chunk's state.
+        for off in [-16isize, 48, 112, 176, 223] {
+            prefetch_read(p.wrapping_offset(off));
+        }
+    }
+
+    /// Asks the CPU to bring the key's bytes into cache (the ingest path compares them).
+    #[inline(always)]
+    pub(crate) fn prefetch_key(&self) {
+        let k = self.key.as_ptr();
+        prefetch_read(k);
+        prefetch_read(k.wrapping_add(self.key.len().saturating_sub(1)));
+    }
+
+    /// The first part of [`prefetch`](Self::prefetch): reference counts, key pointer,
+    /// newest timestamp, reference.
+    #[inline(always)]
+    pub(crate) fn prefetch_head(self: &Arc<Self>) {
+        let p = Arc::as_ptr(self).cast::<u8>();
+        prefetch_read(p.wrapping_offset(-16));
+        prefetch_read(p.wrapping_offset(47));
+    }
+
+    /// The rest of [`prefetch`](Self::prefetch): lock and open chunk state.
+    #[inline(always)]
+    pub(crate) fn prefetch_data(self: &Arc<Self>) {
+        let p = Arc::as_ptr(self).cast::<u8>();
+        for off in [112isize, 176, 223] {
+            prefetch_read(p.wrapping_offset(off));
         }
     }
 
