@@ -105,8 +105,11 @@ fn bits(u: u64) -> u32 {
     64 - u.leading_zeros()
 }
 
-/// The cheapest code for `us` and its exact cost in bits.
-fn choose_code(us: &[u64]) -> (Code, u64) {
+/// The cheapest code for `us` and its exact cost in bits, where an exponential-Golomb code
+/// must save more than 1/`eg_margin` of a fixed width's bits to be chosen (its code words
+/// decode one after the other, since each one's length is known only once read; fixed-width
+/// fields decode independently, several times faster).
+fn choose_code(us: &[u64], eg_margin: u64) -> (Code, u64) {
     let mut hist = [0u64; 65];
     for &u in us {
         hist[bits(u) as usize] += 1;
@@ -146,7 +149,7 @@ fn choose_code(us: &[u64]) -> (Code, u64) {
                     2 * len - k as u64 - 1
                 })
                 .sum();
-            if exact < best.1 && maxlen < EG_MAX_BITS - 1 {
+            if exact + exact / eg_margin.max(1) < best.1 && maxlen < EG_MAX_BITS - 1 {
                 best = (Code::Eg(k), exact);
             }
         }
@@ -162,10 +165,10 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 }
 
 /// Dense or blocked codes of `us`, behind `head` (the form byte is `head[0]`, DENSE).
-fn dense_or_blocks(head: &mut Vec<u8>, us: &[u64]) -> Vec<u8> {
-    let (code, cost) = choose_code(us);
+fn dense_or_blocks(head: &mut Vec<u8>, us: &[u64], eg_margin: u64) -> Vec<u8> {
+    let (code, cost) = choose_code(us, eg_margin);
     let dense_len = head.len() + 1 + cost.div_ceil(8) as usize;
-    let blocks: Vec<(Code, u64)> = us.chunks(BLOCK).map(choose_code).collect();
+    let blocks: Vec<(Code, u64)> = us.chunks(BLOCK).map(|c| choose_code(c, eg_margin)).collect();
     let blocked_bits: u64 = blocks.iter().map(|b| b.1).sum();
     let blocked_len = head.len() + blocks.len() + blocked_bits.div_ceil(8) as usize;
     let mut out = std::mem::take(head);
@@ -214,13 +217,14 @@ fn dense_head(form: u8, base: i64, g: u64) -> Vec<u8> {
     head
 }
 
-/// Appends `xs` in the smallest form.
-pub(crate) fn pack(xs: &[i64], out: &mut Vec<u8>) {
+/// Appends `xs` in the smallest form (exponential-Golomb codes only where they save more than
+/// 1/`eg_margin` of a fixed width's bits).
+pub(crate) fn pack(xs: &[i64], out: &mut Vec<u8>, eg_margin: u64) {
     // Frame of reference: x = base + step * u, base the minimum.
     let base = xs.iter().copied().min().unwrap_or(0);
     let g = common_step(xs, base, false);
     let us: Vec<u64> = xs.iter().map(|&x| x.wrapping_sub(base) as u64 / g).collect();
-    let mut best = dense_or_blocks(&mut dense_head(DENSE, base, g), &us);
+    let mut best = dense_or_blocks(&mut dense_head(DENSE, base, g), &us, eg_margin);
     if xs.len() < 3 {
         out.extend_from_slice(&best);
         return;
@@ -232,7 +236,7 @@ pub(crate) fn pack(xs: &[i64], out: &mut Vec<u8>) {
     // A step above i64::MAX only arises when every x equals the center (then it is 1).
     if g <= i64::MAX as u64 {
         let us: Vec<u64> = xs.iter().map(|&x| zigzag(x.wrapping_sub(center) / g as i64)).collect();
-        let z = dense_or_blocks(&mut dense_head(ZIGZAG, center, g), &us);
+        let z = dense_or_blocks(&mut dense_head(ZIGZAG, center, g), &us, eg_margin);
         if z.len() < best.len() {
             best = z;
         }
@@ -250,8 +254,8 @@ pub(crate) fn pack(xs: &[i64], out: &mut Vec<u8>) {
             prev = Some(i);
         }
         let vals: Vec<u64> = exc.iter().map(|&i| zigzag(xs[i].wrapping_sub(bg)) - 1).collect();
-        let (gc, gcost) = choose_code(&gaps);
-        let (vc, vcost) = choose_code(&vals);
+        let (gc, gcost) = choose_code(&gaps, eg_margin);
+        let (vc, vcost) = choose_code(&vals, eg_margin);
         let mut s = vec![SPARSE];
         put_varint(&mut s, bg);
         put_uvarint(&mut s, exc.len() as u64);
@@ -329,7 +333,14 @@ fn unpack_eg(
         if len > EG_MAX_BITS || z > 56 {
             return Err(ChunkError::Corrupt { what: "exponential-Golomb code", offset: (at + bit) / 8 });
         }
-        let Some(y) = window(bit + z as usize) else { break };
+        // The window holds at least 57 bits from `bit`: a code word inside them needs no
+        // second load (the common case: short zero prefixes).
+        let y = if z + len <= 57 {
+            w << z
+        } else {
+            let Some(y) = window(bit + z as usize) else { break };
+            y
+        };
         *o = f((y >> (64 - len)) - (1u64 << k));
         bit += (z + len) as usize;
         done += 1;
@@ -474,7 +485,7 @@ mod tests {
 
     fn rt(xs: &[i64]) -> usize {
         let mut b = vec![0xAA];
-        pack(xs, &mut b);
+        pack(xs, &mut b, 16);
         b.push(0x55);
         let mut pos = 1;
         let mut out = Vec::new();
@@ -504,5 +515,21 @@ mod tests {
         rt(&noisy);
         let wide: Vec<i64> = (0..300).map(|i| (i as i64).wrapping_mul(0x9e37_79b9_7f4a_7c15u64 as i64)).collect();
         rt(&wide);
+    }
+
+    #[test]
+    fn margin_weighs_golomb_codes_against_fixed_widths() {
+        // 127 small values and one of 12 bits: order-0 codes take 3 bits per small value and
+        // 23 for the large one (404 bits), a fixed width 12 per value (1,536 bits).
+        let mut us = vec![1u64; 127];
+        us.push(3000);
+        assert_eq!(choose_code(&us, 16), (Code::Eg(0), 404));
+        assert_eq!(choose_code(&us, 4), (Code::Eg(0), 404));
+        // 96 values of 4 bits and 32 of 10: a fixed width of 10 takes 1,280 bits, order-3
+        // codes 6 and 16 bits (1,088): 15% saved, more than 1/16, less than 1/4.
+        let us: Vec<u64> = (0..128).map(|i| if i % 4 == 0 { 700 } else { 10 }).collect();
+        assert_eq!(choose_code(&us, u64::MAX), (Code::Eg(3), 1088));
+        assert_eq!(choose_code(&us, 16), (Code::Eg(3), 1088));
+        assert_eq!(choose_code(&us, 4), (Code::Width(10), 1280));
     }
 }

@@ -3,7 +3,10 @@
 
 use proptest::prelude::*;
 use telemetry_compress::codec::all_codecs;
-use telemetry_compress::{ChunkError, XorChunk, XorIter, decode_store_chunk, decode_xor_chunk, encode_store_chunk};
+use telemetry_compress::{
+    ChunkError, StoreOptions, XorChunk, XorIter, decode_store_chunk, decode_xor_chunk, encode_store_chunk,
+    encode_store_chunk_with,
+};
 
 const STALE: u64 = 0x7ff0_0000_0000_0002;
 
@@ -190,6 +193,16 @@ proptest! {
     #[test]
     fn store_chunk_round_trips_metric_like_samples((ts, vs) in metric_like()) {
         let b = encode_store_chunk(&ts, &vs).unwrap();
+        let (mut t2, mut v2) = (Vec::new(), Vec::new());
+        decode_store_chunk(&b, &mut t2, &mut v2).unwrap();
+        prop_assert_eq!(&t2, &ts);
+        prop_assert_eq!(bits(&v2), bits(&vs));
+    }
+
+    #[test]
+    fn store_chunk_round_trips_under_any_options((ts, vs) in metric_like(), eg_margin in 0u32..40) {
+        let mut b = Vec::new();
+        encode_store_chunk_with(&ts, &vs, &StoreOptions { eg_margin }, &mut b).unwrap();
         let (mut t2, mut v2) = (Vec::new(), Vec::new());
         decode_store_chunk(&b, &mut t2, &mut v2).unwrap();
         prop_assert_eq!(&t2, &ts);
