@@ -22,7 +22,8 @@
 //! cost; the wall time is what a query waits.
 //!
 //! Run: `cargo bench -p telemetry-store --bench query -- --warm-up-time 1 --measurement-time 3`
-//! (`QUERY_BENCH_DIR=<dir>` keeps the blocks between runs).
+//! (`QUERY_BENCH_DIR=<dir>` keeps the blocks between runs; `QUERY_BENCH_ONLY=<part of a case
+//! id>` runs only the cases whose id contains it, e.g. for a profiler).
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
@@ -208,10 +209,13 @@ fn bench(c: &mut Criterion) {
             let routed = tier::route(&hints, &TierConfig::default(), &store.metas);
             assert_eq!(routed, step, "{name} routed to {routed}");
             for each in [false, true] {
+                let id = format!("{name}/{}{}", func.unwrap_or("avg"), if each { "/each" } else { "" });
+                if std::env::var("QUERY_BENCH_ONLY").is_ok_and(|only| !id.contains(&only)) {
+                    continue;
+                }
                 let (series, points) = read(&store, &hints, &matchers, each);
                 assert_eq!(series, SERIES);
                 assert!(points >= SERIES * (per_series - 1), "{name}: {points} points");
-                let id = format!("{name}/{}{}", func.unwrap_or("avg"), if each { "/each" } else { "" });
                 let (mut wall, mut cpu, mut proc) = (vec![], vec![], vec![]);
                 for _ in 0..7 {
                     let w0 = std::time::Instant::now();

@@ -541,12 +541,7 @@ pub fn rollup_samples_blocks(
     order.sort_by(|x, y| (x.meta().min_time, &x.meta().id).cmp(&(y.meta().min_time, &y.meta().id)));
     let aggrs = aggregates_for(func);
     let refs = postings(&order, matchers)?;
-    let most = refs.iter().map(Vec::len).max().unwrap_or(0);
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(MAX_READ_THREADS)
-        .min(most / MIN_SERIES_PER_THREAD)
-        .max(1);
+    let threads = read_threads(&refs);
     if threads == 1 {
         return read_rollups(&order, matchers, refs, aggrs, mint, maxt);
     }
@@ -571,9 +566,15 @@ pub fn rollup_samples_blocks(
 }
 
 /// Like [`rollup_samples_blocks`], but hands each series to `f` in label order instead of
-/// collecting them, reusing one buffer for every series: a caller that consumes series one at
-/// a time (an aggregation, a serializer) does not pay for holding the whole result (for a
-/// 2-year read at 1-hour resolution, 280 KB per series) in memory at once. One thread.
+/// collecting them: a caller that consumes series one at a time (an aggregation, a
+/// serializer) does not pay for holding the whole result (for a 2-year read at 1-hour
+/// resolution, 280 KB per series) in memory at once.
+///
+/// `f` runs on the calling thread. With many series (as [`rollup_samples_blocks`]: 128 or
+/// more per thread, up to 4 threads) the series are decoded on worker threads, handed out
+/// round-robin, and given to `f` in label order; each worker keeps at most
+/// [`EACH_DEPTH`] decoded series waiting, in buffers that are reused, so memory stays bounded
+/// by `threads × EACH_DEPTH` series whatever the number of series.
 ///
 /// # Errors
 /// [`BlockError`] reading a block, or the first error `f` returns (which stops the read).
@@ -589,15 +590,91 @@ pub fn rollup_samples_each(
     order.sort_by(|x, y| (x.meta().min_time, &x.meta().id).cmp(&(y.meta().min_time, &y.meta().id)));
     let aggrs = aggregates_for(func);
     let refs = postings(&order, matchers)?;
+    let threads = read_threads(&refs);
     let mut merge = SeriesMerge::with_refs(&order, matchers, refs, aggrs, mint, maxt)?;
-    let (mut batch, mut aux) = (SampleBatch::default(), SampleBatch::default());
-    while let Some((labels, parts)) = merge.next_series()? {
-        read_one(&order, &labels, &parts, aggrs, mint, maxt, &mut batch, &mut aux)?;
-        if !batch.is_empty() {
-            f(&labels, &batch)?;
+    if threads == 1 {
+        let (mut batch, mut aux) = (SampleBatch::default(), SampleBatch::default());
+        while let Some((labels, parts)) = merge.next_series()? {
+            read_one(&order, &labels, &parts, aggrs, mint, maxt, &mut batch, &mut aux)?;
+            if !batch.is_empty() {
+                f(&labels, &batch)?;
+            }
         }
+        return Ok(());
     }
-    Ok(())
+    let order = &order;
+    std::thread::scope(|s| {
+        use std::sync::mpsc::channel;
+        type Job = (Labels, Vec<(usize, Vec<crate::block::ChunkRef>)>, SampleBatch);
+        type Done = (Labels, Result<SampleBatch, BlockError>);
+        let mut jobs = Vec::with_capacity(threads);
+        let mut done = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let (job_tx, job_rx) = channel::<Job>();
+            let (done_tx, done_rx) = channel::<Done>();
+            s.spawn(move || {
+                let mut aux = SampleBatch::default();
+                // Ends when the caller drops its sender (all series handed out, or it stopped).
+                while let Ok((labels, parts, mut batch)) = job_rx.recv() {
+                    let r = read_one(order, &labels, &parts, aggrs, mint, maxt, &mut batch, &mut aux);
+                    // The caller may have stopped on an error; its results are not wanted then.
+                    let _ = done_tx.send((labels, r.map(|()| batch)));
+                }
+            });
+            jobs.push(job_tx);
+            done.push(done_rx);
+        }
+        let (mut sent, mut received) = (0usize, 0usize);
+        let mut spare: Vec<SampleBatch> = Vec::new();
+        let mut exhausted = false;
+        loop {
+            // Keep every worker up to EACH_DEPTH series ahead of the consumer.
+            while !exhausted && sent - received < threads * EACH_DEPTH {
+                match merge.next_series()? {
+                    Some((labels, parts)) => {
+                        let buf = spare.pop().unwrap_or_default();
+                        // A worker ends only when its sender is dropped, so the send succeeds.
+                        if jobs[sent % threads].send((labels, parts, buf)).is_err() {
+                            return Err(worker_gone());
+                        }
+                        sent += 1;
+                    }
+                    None => exhausted = true,
+                }
+            }
+            if received == sent {
+                return Ok(());
+            }
+            let (labels, r) = done[received % threads].recv().map_err(|_| worker_gone())?;
+            received += 1;
+            let batch = r?;
+            if !batch.is_empty() {
+                f(&labels, &batch)?;
+            }
+            spare.push(batch);
+        }
+    })
+}
+
+/// Decoded series each worker of [`rollup_samples_each`] keeps waiting at most.
+pub const EACH_DEPTH: usize = 4;
+
+/// The error for a read worker that ended without answering. That happens only when it
+/// panicked, and then `std::thread::scope` re-raises the panic as the read returns: the value
+/// only ends the read.
+fn worker_gone() -> BlockError {
+    BlockError::Config("a rollup read worker ended without answering".into())
+}
+
+/// Threads for a read of the series `refs` (per block): one per [`MIN_SERIES_PER_THREAD`]
+/// series of the block with the most, at most [`MAX_READ_THREADS`] and the machine's.
+fn read_threads(refs: &[Vec<u32>]) -> usize {
+    let most = refs.iter().map(Vec::len).max().unwrap_or(0);
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_READ_THREADS)
+        .min(most / MIN_SERIES_PER_THREAD)
+        .max(1)
 }
 
 /// [`rollup_samples_blocks`] over the series references `refs[i]` of each block of `order`
@@ -845,6 +922,14 @@ mod tests {
             })
             .unwrap();
             assert_eq!(each, one, "{func:?} series by series");
+            // An error from the consumer stops the read and is what the read returns.
+            let mut calls = 0;
+            let r = rollup_samples_each(func, &order, &matchers, mint, maxt, &mut |_, _| {
+                calls += 1;
+                if calls == 10 { Err(BlockError::Config("stop".into())) } else { Ok(()) }
+            });
+            assert!(matches!(r, Err(BlockError::Config(m)) if m == "stop"), "{func:?}");
+            assert_eq!(calls, 10, "{func:?}");
         }
     }
 

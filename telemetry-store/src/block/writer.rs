@@ -5,7 +5,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use telemetry_compress::{STORE_MAX_SAMPLES, encode_store_chunk_into};
+use telemetry_compress::{STORE_MAX_SAMPLES, StoreOptions, encode_store_chunk_with};
 use telemetry_core::Labels;
 
 use super::chunks::{ChunkRef, SEGMENT_MAGIC, SEGMENT_VERSION, encode_refs, segment_path};
@@ -55,6 +55,9 @@ pub struct BlockWriter {
     chunks: u64,
     refs: Vec<ChunkRef>,
     buf: Vec<u8>,
+    /// The chunk encoder's options: rollup blocks, read in bulk over months and years, favour
+    /// decoding speed ([`StoreOptions::read_speed`]); raw blocks take the defaults.
+    encoding: StoreOptions,
     finished: bool,
     out_of_order: bool,
 }
@@ -129,6 +132,7 @@ impl BlockWriter {
             chunks: 0,
             refs: Vec::new(),
             buf: Vec::new(),
+            encoding: if resolution_ms > 0 { StoreOptions::read_speed() } else { StoreOptions::default() },
             finished: false,
             out_of_order: false,
         })
@@ -229,7 +233,7 @@ impl BlockWriter {
             while start < n {
                 let end = (start + per).min(n);
                 self.buf.clear();
-                encode_store_chunk_into(&ts[start..end], &vs[start..end], &mut self.buf)
+                encode_store_chunk_with(&ts[start..end], &vs[start..end], &self.encoding, &mut self.buf)
                     .map_err(|source| BlockError::Encode { series: labels.to_string(), source })?;
                 let len = self.buf.len();
                 self.write_chunk(aggr, &ts[start..end], len)?;
