@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use smallvec::SmallVec;
@@ -229,7 +229,11 @@ impl FpTable {
     #[inline(always)]
     fn prefetch(&self, fp: u64) {
         if !self.slots.is_empty() {
-            prefetch_read(self.slots.as_ptr().wrapping_add(self.home(fp)).cast());
+            // The home slot and the next one (the probe run goes on there about half the
+            // time, and a quarter of home slots end their cache line).
+            let p = self.slots.as_ptr().wrapping_add(self.home(fp));
+            prefetch_read(p.cast());
+            prefetch_read(p.wrapping_add(1).cast());
         }
     }
 
@@ -560,16 +564,7 @@ impl Head {
             .map_err(|e| AppendError::Index { series: labels.to_string(), reason: e.to_string() })?;
         t.next_ref = t.next_ref.max(series_ref.0 + 1);
         let labels = t.intern(&labels);
-        let s = Arc::new(MemSeries {
-            key: MemSeries::key_of(&labels),
-            fingerprint: fp,
-            newest: AtomicI64::new(i64::MIN),
-            series_ref,
-            logged: AtomicBool::new(false),
-            removed: AtomicBool::new(false),
-            data: Mutex::new(SeriesData::default()),
-            labels,
-        });
+        let s = Arc::new(MemSeries::new(labels, fp, series_ref));
         t.insert(s.clone());
         self.counters.series_created.fetch_add(1, Ordering::Relaxed);
         Ok(s)
@@ -1114,6 +1109,7 @@ impl Appender<'_> {
         while i < pending.len() {
             if let Some(ahead) = pending.get(i + COMMIT_AHEAD) {
                 ahead.0.prefetch_data();
+                ahead.0.prefetch_open_chunk();
             }
             let s = &pending[i].0;
             let mut d = s.lock();
@@ -1137,6 +1133,7 @@ impl Appender<'_> {
                 i += 1;
             }
             s.newest.store(d.max_t, Ordering::Relaxed);
+            s.note_open_chunk(&d);
         }
         summary.refused = too_old + dup_refused;
         let c = &head.counters;
@@ -1173,16 +1170,7 @@ mod tests {
 
     fn series(r: u64, fp: u64) -> Arc<MemSeries> {
         let labels = Labels::from_pairs([("__name__", format!("m{r}"))]).expect("ok: valid labels");
-        Arc::new(MemSeries {
-            key: MemSeries::key_of(&labels),
-            fingerprint: Fingerprint(fp),
-            newest: AtomicI64::new(i64::MIN),
-            series_ref: SeriesRef(r),
-            logged: AtomicBool::new(false),
-            removed: AtomicBool::new(false),
-            data: Mutex::new(SeriesData::default()),
-            labels,
-        })
+        Arc::new(MemSeries::new(labels, Fingerprint(fp), SeriesRef(r)))
     }
 
     /// Insertions and removals with many equal fingerprints (collisions) and many equal
@@ -1272,6 +1260,24 @@ mod tests {
         assert_eq!(t.by_ref.get(decoy.0).expect("ok: present").lock().num_chunks(), 0);
     }
 
+    /// The prefetch offsets in `MemSeries::prefetch_head` and `prefetch_data` (relative to
+    /// the series) cover the fields the ingest path touches: reference counts to the flags in
+    /// the first, the lock to the end of the open chunk's state in the second.
+    #[test]
+    fn prefetched_lines_cover_the_ingest_fields() {
+        let s = series(1, 1);
+        let base = Arc::as_ptr(&s).addr();
+        let flags_end = std::mem::offset_of!(MemSeries, removed) + 1;
+        assert!(flags_end <= 54, "prefetch_head covers up to offset 53, flags end at {flags_end}");
+        assert!(std::mem::offset_of!(MemSeries, data) >= 54, "data starts before 54");
+        let d = s.lock();
+        let data_at = (&*d as *const SeriesData).addr() - base;
+        let open_end =
+            data_at + std::mem::offset_of!(SeriesData, open) + std::mem::size_of::<telemetry_compress::XorChunk>();
+        assert!(open_end <= 200, "prefetch_data covers up to offset 199, the open chunk ends at {open_end}");
+        assert!(std::mem::offset_of!(SeriesData, max_t) < std::mem::offset_of!(SeriesData, open));
+    }
+
     #[test]
     fn labels_are_interned() {
         let head = Head::in_memory(HeadOptions::default());
@@ -1283,6 +1289,14 @@ mod tests {
         let (a, b) = (t.by_ref.get(a.0).expect("ok: present"), t.by_ref.get(b.0).expect("ok: present"));
         let job = |s: &MemSeries| s.labels.iter().find(|l| &*l.name == "job").map(|l| l.value.clone());
         assert!(Arc::ptr_eq(&job(a).expect("ok: has job"), &job(b).expect("ok: has job")));
-        eprintln!("MemSeries: {} bytes", std::mem::size_of::<MemSeries>());
+        eprintln!(
+            "MemSeries: {} bytes; data at {}, labels at {}; SeriesData: {} bytes, open chunk at {}, full at {}",
+            std::mem::size_of::<MemSeries>(),
+            std::mem::offset_of!(MemSeries, data),
+            std::mem::offset_of!(MemSeries, labels),
+            std::mem::size_of::<SeriesData>(),
+            std::mem::offset_of!(SeriesData, open),
+            std::mem::offset_of!(SeriesData, full),
+        );
     }
 }
