@@ -64,7 +64,7 @@ pub use bits::{BitReader, BitWriter};
 pub use codec::{Codec, all_codecs, codec_by_name, codec_names};
 pub use error::ChunkError;
 pub use store::{
-    STORE_MAX_SAMPLES, StoreCodec, StoreLayout, StoreOptions, decode_store_chunk, encode_store_chunk,
-    encode_store_chunk_into, encode_store_chunk_with, store_chunk_layout,
+    STORE_MAX_SAMPLES, StoreCodec, StoreLayout, StoreOptions, decode_store_chunk, decode_store_values,
+    encode_store_chunk, encode_store_chunk_into, encode_store_chunk_with, store_chunk_layout,
 };
 pub use xor::{XOR_MAX_SAMPLES, XorChunk, XorIter, decode_xor_chunk};

@@ -463,7 +463,29 @@ fn check(ts: &[i64], vs: &[f64]) -> Result<(), ChunkError> {
 /// # Errors
 /// See the module doc; on error the vectors may hold a partial chunk.
 pub fn decode_store_chunk(bytes: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<(), ChunkError> {
-    decode_sections(bytes, ts, vs).map(|_| ())
+    decode_sections(bytes, ts, vs, false).map(|_| ())
+}
+
+/// Decodes only the values of a store chunk, appending them to `vs`; returns their count.
+/// Regular and grid timestamps are skipped without being generated, packed ones are decoded
+/// into a scratch buffer and dropped, so for a caller that has the timestamps already (the
+/// second aggregate of a rollup read over the same grid) this is cheaper than
+/// [`decode_store_chunk`]. It checks the chunk exactly as that does.
+///
+/// # Errors
+/// As [`decode_store_chunk`].
+pub fn decode_store_values(bytes: &[u8], vs: &mut Vec<f64>) -> Result<usize, ChunkError> {
+    let start = vs.len();
+    TS_SCRATCH.with_borrow_mut(|ts| {
+        ts.clear();
+        decode_sections(bytes, ts, vs, true)
+    })?;
+    Ok(vs.len() - start)
+}
+
+thread_local! {
+    /// Packed timestamps decoded and dropped by [`decode_store_values`].
+    static TS_SCRATCH: std::cell::RefCell<Vec<i64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Where the parts of a store chunk lie, in bytes (see [`store_chunk_layout`]).
@@ -485,12 +507,19 @@ pub struct StoreLayout {
 /// As [`decode_store_chunk`].
 pub fn store_chunk_layout(bytes: &[u8]) -> Result<StoreLayout, ChunkError> {
     let (mut ts, mut vs) = (Vec::new(), Vec::new());
-    let (h, v) = decode_sections(bytes, &mut ts, &mut vs)?;
+    let (h, v) = decode_sections(bytes, &mut ts, &mut vs, false)?;
     Ok(StoreLayout { header: h, timestamps: v - h, values: bytes.len() - v })
 }
 
-/// Decodes; returns the offsets where the timestamp and the value sections start.
-fn decode_sections(bytes: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<(usize, usize), ChunkError> {
+/// Decodes; returns the offsets where the timestamp and the value sections start. With
+/// `values_only`, regular and grid timestamps are not generated (`ts` may then hold fewer
+/// than the values; the caller drops it).
+fn decode_sections(
+    bytes: &[u8],
+    ts: &mut Vec<i64>,
+    vs: &mut Vec<f64>,
+    values_only: bool,
+) -> Result<(usize, usize), ChunkError> {
     let Some((&enc, body)) = bytes.split_first() else {
         return Err(ChunkError::TooShort { what: "store chunk", len: 0, needed: 1 });
     };
@@ -521,13 +550,17 @@ fn decode_sections(bytes: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result
             if ts_kind == TS_REGULAR_SECONDS {
                 d = d.wrapping_mul(1000);
             }
-            ts.extend((0..n as i64).map(|i| t0.wrapping_add(d.wrapping_mul(i))));
+            if !values_only {
+                ts.extend((0..n as i64).map(|i| t0.wrapping_add(d.wrapping_mul(i))));
+            }
         }
     } else if ts_kind == TS_GRID {
         let t0 = get_varint(bytes, &mut pos)?;
         let d = get_varint(bytes, &mut pos)?;
         let start = ts.len();
-        ts.extend((0..n as i64).map(|i| t0.wrapping_add(d.wrapping_mul(i))));
+        if !values_only {
+            ts.extend((0..n as i64).map(|i| t0.wrapping_add(d.wrapping_mul(i))));
+        }
         let ne = get_uvarint(bytes, &mut pos)?;
         if ne > n as u64 {
             return Err(ChunkError::Corrupt { what: "store grid exception count", offset: pos });
@@ -538,7 +571,9 @@ fn decode_sections(bytes: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result
             let i = last.checked_add(get_uvarint(bytes, &mut pos)?).filter(|&i| i < n as u64);
             let i = i.ok_or(ChunkError::Corrupt { what: "store grid exception position", offset: at })?;
             let o = get_varint(bytes, &mut pos)?;
-            ts[start + i as usize] = ts[start + i as usize].wrapping_add(o);
+            if !values_only {
+                ts[start + i as usize] = ts[start + i as usize].wrapping_add(o);
+            }
             last = i;
         }
     } else if ts_kind == TS_GRID_PACKED {

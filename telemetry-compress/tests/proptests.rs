@@ -4,8 +4,8 @@
 use proptest::prelude::*;
 use telemetry_compress::codec::all_codecs;
 use telemetry_compress::{
-    ChunkError, StoreOptions, XorChunk, XorIter, decode_store_chunk, decode_xor_chunk, encode_store_chunk,
-    encode_store_chunk_with,
+    ChunkError, StoreOptions, XorChunk, XorIter, decode_store_chunk, decode_store_values, decode_xor_chunk,
+    encode_store_chunk, encode_store_chunk_with,
 };
 
 const STALE: u64 = 0x7ff0_0000_0000_0002;
@@ -197,6 +197,10 @@ proptest! {
         decode_store_chunk(&b, &mut t2, &mut v2).unwrap();
         prop_assert_eq!(&t2, &ts);
         prop_assert_eq!(bits(&v2), bits(&vs));
+        // The values alone, appended after what the vector holds.
+        let mut v3 = vec![1.5];
+        prop_assert_eq!(decode_store_values(&b, &mut v3).unwrap(), vs.len());
+        prop_assert_eq!(bits(&v3[1..]), bits(&vs));
     }
 
     #[test]
@@ -218,7 +222,14 @@ proptest! {
         }
         let b = &b[..cut % (b.len() + 1)];
         let (mut t, mut v) = (Vec::new(), Vec::new());
-        let _ = decode_store_chunk(b, &mut t, &mut v);
+        let full = decode_store_chunk(b, &mut t, &mut v);
+        // The values-only decoder accepts and refuses exactly the same bytes.
+        let mut v2 = Vec::new();
+        let values = decode_store_values(b, &mut v2);
+        prop_assert_eq!(full.is_ok(), values.is_ok(), "{:?} / {:?}", full, values);
+        if full.is_ok() {
+            prop_assert_eq!(bits(&v2), bits(&v));
+        }
     }
 
     #[test]

@@ -232,6 +232,47 @@ pub(crate) fn read_parts(
     Ok(())
 }
 
+/// The values alone of what [`read_parts`] reads, appended to `out`, when `aggr`'s chunks
+/// line up with `like`'s (same time ranges in every part) and no two parts overlap, so that
+/// the values pair one to one with the timestamps [`read_parts`] gives for `like`; `false`
+/// (and `out` untouched) otherwise, for the caller to read with timestamps.
+pub(crate) fn read_parts_values(
+    blocks: &[&Block],
+    parts: &[(usize, Vec<ChunkRef>)],
+    aggr: Aggr,
+    like: Aggr,
+    mint: i64,
+    maxt: i64,
+    out: &mut Vec<f64>,
+) -> Result<bool, BlockError> {
+    // The last time an earlier part may hold; a part must start after it.
+    let mut prev_max: Option<i64> = None;
+    for (_, crefs) in parts {
+        let ranges = |k: Aggr| {
+            crefs.iter().filter(move |c| c.aggr == k && c.max_t >= mint && c.min_t <= maxt).map(|c| (c.min_t, c.max_t))
+        };
+        if !ranges(aggr).eq(ranges(like)) {
+            return Ok(false);
+        }
+        if let (Some(first), Some(p)) = (ranges(aggr).map(|r| r.0).min(), prev_max)
+            && first.max(mint) <= p
+        {
+            return Ok(false);
+        }
+        if let Some(m) = ranges(aggr).map(|r| r.1.min(maxt)).max() {
+            prev_max = Some(prev_max.map_or(m, |p| p.max(m)));
+        }
+    }
+    let start = out.len();
+    for (i, crefs) in parts {
+        if let Err(e) = blocks[*i].read_series_values(crefs, aggr, mint, maxt, out) {
+            out.truncate(start);
+            return Err(e);
+        }
+    }
+    Ok(true)
+}
+
 /// Streams rollups at `resolution_ms` for `[a, b)` built from raw `sources` into `sink`.
 pub(crate) fn rollups_from_raw(
     sources: &[&Block],

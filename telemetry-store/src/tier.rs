@@ -53,7 +53,9 @@ use std::sync::Arc;
 use telemetry_core::{Labels, Matcher, SampleBatch, SelectHints};
 
 use crate::block::{Aggr, Block, BlockError, BlockMeta, delete_block};
-use crate::downsample::{COUNTER_LOOKBACK_MS, SeriesMerge, build_block, postings, read_parts, split_refs};
+use crate::downsample::{
+    COUNTER_LOOKBACK_MS, SeriesMerge, build_block, postings, read_parts, read_parts_values, split_refs,
+};
 
 const DAY: i64 = 86_400_000;
 
@@ -741,8 +743,14 @@ fn read_one(
             running_total(&mut batch.values, anchor);
         }
         [Aggr::Sum, Aggr::Count] => {
-            read_parts(order, parts, Aggr::Count, mint, maxt, capacity, aux)?;
-            if aux.timestamps != batch.timestamps {
+            // The counts on the sums' grid: values alone when the chunks line up (as the
+            // writer lays them out), else with timestamps to compare.
+            aux.clear();
+            let aligned = read_parts_values(order, parts, Aggr::Count, Aggr::Sum, mint, maxt, &mut aux.values)?;
+            if !aligned {
+                read_parts(order, parts, Aggr::Count, mint, maxt, capacity, aux)?;
+            }
+            if aux.values.len() != batch.values.len() || (!aligned && aux.timestamps != batch.timestamps) {
                 return Err(BlockError::InvalidSamples {
                     series: labels.to_string(),
                     reason: "rollup sum and count do not share timestamps".into(),
@@ -891,6 +899,43 @@ mod tests {
             w.finish(a, b, BlockCompaction::default()).unwrap();
         }
         crate::block::open_blocks(dir).unwrap()
+    }
+
+    #[test]
+    fn averages_pair_sums_with_counts_across_adjacent_blocks() {
+        use crate::block::{BlockCompaction, BlockWriter, BlockWriterOptions};
+        let tmp = tempfile::tempdir().unwrap();
+        // Three adjacent days of 1-hour rollups in chunks of 5 points, counts varying.
+        let opts = BlockWriterOptions { chunk_max_samples: 5, ..Default::default() };
+        for day in 0..3 {
+            let (a, b) = (day * DAY, (day + 1) * DAY);
+            let mut w = BlockWriter::with_options(tmp.path(), H, opts).unwrap();
+            let ts: Vec<i64> = (a..b).step_by(H as usize).collect();
+            for i in 0..3 {
+                let labels = Labels::from_pairs([("__name__", "m"), ("i", &i.to_string())]).unwrap();
+                let count: Vec<f64> = ts.iter().map(|t| (1 + (t / H) % 4) as f64).collect();
+                let sum: Vec<f64> = ts.iter().map(|t| (t / H * 10 + i) as f64 / 4.0).collect();
+                w.add_series(&labels, &[(Aggr::Count, &ts, &count), (Aggr::Sum, &ts, &sum)]).unwrap();
+            }
+            w.finish(a, b, BlockCompaction::default()).unwrap();
+        }
+        let blocks = crate::block::open_blocks(tmp.path()).unwrap();
+        let order: Vec<&Block> = blocks.iter().collect();
+        // Ranges cutting chunks at both ends, and the whole span.
+        for (mint, maxt) in [(2 * H + 1, 2 * DAY + 7 * H), (0, 3 * DAY), (DAY - 3 * H, DAY + 2 * H)] {
+            let got = rollup_samples_blocks(None, &order, &[], mint, maxt).unwrap();
+            assert_eq!(got.len(), 3);
+            for (labels, batch) in &got {
+                let i: i64 = labels.get("i").unwrap().parse().unwrap();
+                let want_ts: Vec<i64> =
+                    (0..3 * DAY).step_by(H as usize).filter(|t| (mint..=maxt).contains(t)).collect();
+                assert_eq!(batch.timestamps, want_ts, "{labels}");
+                for (t, v) in batch.timestamps.iter().zip(&batch.values) {
+                    let want = (t / H * 10 + i) as f64 / 4.0 / (1 + (t / H) % 4) as f64;
+                    assert_eq!(v.to_bits(), want.to_bits(), "{labels} at {t}");
+                }
+            }
+        }
     }
 
     #[test]

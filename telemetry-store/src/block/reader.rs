@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use telemetry_compress::decode_store_chunk;
+use telemetry_compress::{ChunkError, decode_store_chunk, decode_store_values};
 use telemetry_core::{Labels, Matcher, SampleBatch, matches_all};
 use telemetry_index::{BlockIndex, IndexReader};
 
@@ -138,12 +138,21 @@ impl Block {
     /// [`BlockError::Corrupt`] naming the segment file and the chunk's offset when the
     /// reference points outside it, the checksum fails, or the chunk does not decode.
     pub fn read_chunk(&self, c: &ChunkRef, ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<(), BlockError> {
+        decode_store_chunk(self.chunk_data(c)?, ts, vs).map_err(|e| self.chunk_error(c, e))
+    }
+
+    /// The bytes of chunk `c` (length and checksum checked).
+    fn chunk_data(&self, c: &ChunkRef) -> Result<&[u8], BlockError> {
         let path = || segment_path(&self.dir, c.segment);
         let Some((seg, verified)) = self.segments.get((c.segment as usize).wrapping_sub(1)) else {
             return Err(BlockError::corrupt(path(), c.offset, format!("segment {} does not exist", c.segment)));
         };
-        let data = chunk_bytes(path, seg, c, verified)?;
-        decode_store_chunk(data, ts, vs).map_err(|e| BlockError::corrupt(path(), c.offset, format!("chunk: {e}")))
+        chunk_bytes(path, seg, c, verified)
+    }
+
+    /// A decoding error of chunk `c`, with its file and offset.
+    fn chunk_error(&self, c: &ChunkRef, e: ChunkError) -> BlockError {
+        BlockError::corrupt(segment_path(&self.dir, c.segment), c.offset, format!("chunk: {e}"))
     }
 
     /// Samples of kind `aggr` of series `r` in `[mint, maxt]` (both inclusive), appended to `out`.
@@ -172,6 +181,41 @@ impl Block {
             }
         }
         Ok(())
+    }
+
+    /// Like [`read_series`](Self::read_series), appending only the values to `out` (chunks
+    /// that lie inside `[mint, maxt]` are decoded without their timestamps); returns how many.
+    /// For a caller that has read the timestamps from another aggregate of the same rollup
+    /// series: a block's aggregates share one grid and one chunk layout.
+    ///
+    /// # Errors
+    /// As [`read_chunk`](Self::read_chunk).
+    pub fn read_series_values(
+        &self,
+        refs: &[ChunkRef],
+        aggr: Aggr,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<f64>,
+    ) -> Result<usize, BlockError> {
+        let start = out.len();
+        let mut ts = Vec::new();
+        for c in refs.iter().filter(|c| c.aggr == aggr && c.max_t >= mint && c.min_t <= maxt) {
+            let data = self.chunk_data(c)?;
+            let bad = |e| self.chunk_error(c, e);
+            if c.min_t >= mint && c.max_t <= maxt {
+                decode_store_values(data, out).map_err(bad)?;
+            } else {
+                ts.clear();
+                let at = out.len();
+                decode_store_chunk(data, &mut ts, out).map_err(bad)?;
+                let lo = ts.partition_point(|&t| t < mint);
+                let hi = ts.partition_point(|&t| t <= maxt);
+                out.truncate(at + hi);
+                out.drain(at..at + lo);
+            }
+        }
+        Ok(out.len() - start)
     }
 
     /// Series matching all `matchers` (all series for none), sorted by labels, with the samples
