@@ -5,6 +5,7 @@
 //!   back to the bundled `testdata/excerpt-20m.om.gz`), every series replayed in time order
 //!   (all samples of one scrape timestamp, then the next), labels passed as parsed pairs
 //!   (`append_pairs`: hash + compare, no allocation for known series), commit every 1,000;
+//!   and the same through `append_pairs_batch` (`head-pairs-batch`, one batch per commit);
 //! - `synthetic-1M`: 1,000,000 series already in the head, one scrape round (one sample per
 //!   series) per iteration, same path (`head-round`), and again by series reference
 //!   (`head-round-append-ref`: `append_ref` with references kept from the first round, as
@@ -204,6 +205,24 @@ fn ingest(head: &Head, d: &Data) {
     app.commit().expect("commit");
 }
 
+/// As [`ingest`], through `append_pairs_batch`: one batch per commit.
+fn ingest_batch(head: &Head, d: &Data) {
+    let mut app = head.appender();
+    let mut results = Vec::with_capacity(COMMIT_EVERY);
+    let mut batch = Vec::with_capacity(COMMIT_EVERY);
+    for part in d.events.chunks(COMMIT_EVERY) {
+        batch.clear();
+        batch.extend(
+            part.iter().map(|&(s, t, v)| (d.series[s as usize].iter().map(|(n, v)| (n.as_str(), v.as_str())), t, v)),
+        );
+        app.append_pairs_batch(&batch, &mut results);
+        for r in &results {
+            r.as_ref().expect("append");
+        }
+        app.commit().expect("commit");
+    }
+}
+
 fn compress_alone(d: &Data) -> usize {
     let mut open: Vec<XorChunk> = (0..d.series.len()).map(|_| XorChunk::new()).collect();
     let mut full: Vec<Vec<Box<[u8]>>> = vec![Vec::new(); d.series.len()];
@@ -261,6 +280,14 @@ fn bench_capture(c: &mut Criterion) {
         let (head, _tmp) = wal_opts(std::path::Path::new(""));
         ingest(&head, &d);
     });
+    cpu_report(&format!("{} head append_pairs_batch no-wal", d.name), n, 5, || {
+        let head = Head::in_memory(HeadOptions::default());
+        ingest_batch(&head, &d);
+    });
+    cpu_report(&format!("{} head append_pairs_batch wal-sync-100ms", d.name), n, 5, || {
+        let (head, _tmp) = wal_opts(std::path::Path::new(""));
+        ingest_batch(&head, &d);
+    });
     cpu_report(&format!("{} compress-alone", d.name), n, 5, || {
         compress_alone(&d);
     });
@@ -286,6 +313,13 @@ fn bench_capture(c: &mut Criterion) {
                 drop(tmp);
             }
             total
+        })
+    });
+    g.bench_function(BenchmarkId::new("head-pairs-batch", "no-wal"), |b| {
+        b.iter(|| {
+            let head = Head::in_memory(HeadOptions::default());
+            ingest_batch(&head, &d);
+            head
         })
     });
     g.bench_function(BenchmarkId::new("compress-alone", "xor-chunks"), |b| b.iter(|| compress_alone(&d)));

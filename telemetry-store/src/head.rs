@@ -388,7 +388,10 @@ pub(crate) struct CommitState {
 /// - Each series has an open XOR chunk (Prometheus's encoding, bit for bit); a chunk is cut
 ///   after [`HeadOptions::chunk_max_samples`] samples or at a multiple of
 ///   [`HeadOptions::chunk_range_ms`]; cut chunks are kept as immutable shared byte slices.
-/// - Writes go through an [`Appender`]: `append` validates and buffers, [`Appender::commit`]
+/// - Writes go through an [`Appender`]: `append` (one sample, by [`Labels`], label pairs or
+///   [`SeriesRef`]; or a batch of samples by label pairs with
+///   [`Appender::append_pairs_batch`], the fast path for heads with many series) validates
+///   and buffers, [`Appender::commit`]
 ///   stores the batch, writes one WAL write for it and returns when it is durable under the
 ///   [`SyncPolicy`](crate::SyncPolicy). Readers ([`Queryable`](telemetry_core::Queryable))
 ///   run concurrently and may see a batch's samples while its commit is still in progress;
@@ -865,7 +868,8 @@ impl Appender<'_> {
     /// Adds a sample of the series given by label pairs **sorted by name** (as a parser
     /// produces them after sorting in place). For a series the head knows, this hashes the
     /// bytes and compares them with the stored labels: nothing is allocated. For a new series
-    /// the pairs are validated into [`Labels`].
+    /// the pairs are validated into [`Labels`]. For many samples at once,
+    /// [`append_pairs_batch`](Self::append_pairs_batch) does the same faster.
     ///
     /// # Errors
     /// [`AppendError::InvalidLabels`] for invalid pairs of a new series;
@@ -913,13 +917,47 @@ impl Appender<'_> {
     /// neighbouring samples overlap instead of adding up, and the table's lock is taken once
     /// per batch (released only while a new series is created). A batch of a few hundred to a
     /// few thousand samples (one scrape, one remote-write request) is the intended size;
-    /// `results` and the appender's buffers are reused between calls.
+    /// `results` and the appender's buffers are reused between calls. (On 1,000,000 series,
+    /// one sample each per round, 1,000 per batch and commit, the ingest bench measured about
+    /// 3.0M samples/s one by one and 5.9M samples/s in batches on one core; see
+    /// `benches/ingest.rs`.) Prefetching is x86-64 only; elsewhere the batch still saves the
+    /// per-sample lock.
+    ///
+    /// Shapes: `pairs` is anything that yields `(name, value)` string pairs and can be cloned
+    /// cheaply (an array or slice iterator of pairs, or a `map` over parsed labels): it is
+    /// iterated twice per sample (to prefetch the strings and to build the key), and once more
+    /// for a series the head does not know yet. Pairs that are not sorted by name, or that
+    /// carry an empty value, still reach the right series, through the slow path of a new
+    /// series (validation and a look-up by [`Labels`]).
+    ///
+    /// ```
+    /// use telemetry_store::{Head, HeadOptions};
+    ///
+    /// let head = Head::in_memory(HeadOptions::default());
+    /// let mut app = head.appender();
+    /// let batch = [
+    ///     ([("__name__", "up"), ("job", "node")], 1_000, 1.0),
+    ///     ([("__name__", "up"), ("job", "api")], 1_000, 0.0),
+    ///     ([("__name__", "up"), ("job", "node")], 2_000, 1.0),
+    ///     ([("__name__", "up"), ("job", "node")], 2_000, 5.0), // another value at 2_000
+    /// ];
+    /// let mut results = Vec::new();
+    /// app.append_pairs_batch(&batch, &mut results);
+    /// assert!(results[..3].iter().all(|r| r.is_ok()));
+    /// assert_eq!(results[0].as_ref().ok(), results[2].as_ref().ok()); // the same series
+    /// // Checked against committed samples only: the conflict shows at commit.
+    /// assert!(results[3].is_ok());
+    /// let summary = app.commit()?;
+    /// assert_eq!((summary.appended, summary.refused), (3, 1));
+    /// # Ok::<(), telemetry_store::HeadError>(())
+    /// ```
     ///
     /// # Errors
-    /// Per sample, in `results`: [`AppendError::InvalidLabels`] for invalid pairs of a new
-    /// series, [`AppendError::EmptyLabels`], [`AppendError::TooManySeries`] and
-    /// [`AppendError::Index`] when a new series cannot be created, [`AppendError::Refused`]
-    /// as [`append`](Self::append).
+    /// None for the call as a whole. Per sample, in `results`: [`AppendError::InvalidLabels`]
+    /// for invalid pairs of a new series, [`AppendError::EmptyLabels`],
+    /// [`AppendError::TooManySeries`] and [`AppendError::Index`] when a new series cannot be
+    /// created, [`AppendError::Refused`] as [`append`](Self::append) (too old, or a different
+    /// value at a committed sample's timestamp; counted by reason in [`HeadStats`]).
     pub fn append_pairs_batch<'a, P>(
         &mut self,
         batch: &[(P, i64, f64)],
