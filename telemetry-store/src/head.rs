@@ -799,6 +799,8 @@ impl BatchScratch {
 /// Samples between two stages of [`Appender::append_pairs_batch`]'s pipeline: each stage
 /// starts a memory load this many samples before the next stage needs it.
 const BATCH_LAG: usize = 8;
+/// [`Appender::append_pairs_batch`] works through a batch in parts of this many samples.
+const BATCH_PART: usize = 4096;
 /// Ring of probed slots in that pipeline: a power of two above `2 * BATCH_LAG`.
 const BATCH_RING: usize = 4 * BATCH_LAG;
 /// How far ahead of the sample it stores [`Appender::commit`] asks for a series' lock and
@@ -968,6 +970,19 @@ impl Appender<'_> {
         results.clear();
         results.reserve(batch.len());
         self.pending.reserve(batch.len());
+        // Long batches in parts: the keys stay in cache between the two passes, and other
+        // threads waiting to create or remove series wait for one part at most.
+        for part in batch.chunks(BATCH_PART) {
+            self.append_pairs_part(part, results);
+        }
+    }
+
+    /// [`append_pairs_batch`](Self::append_pairs_batch) for at most [`BATCH_PART`] samples,
+    /// pushing to `results`.
+    fn append_pairs_part<'a, P>(&mut self, batch: &[(P, i64, f64)], results: &mut Vec<Result<SeriesRef, AppendError>>)
+    where
+        P: IntoIterator<Item = (&'a str, &'a str)> + Clone,
+    {
         let mut sc = std::mem::take(&mut self.batch);
         sc.keys.clear();
         sc.ends.clear();
