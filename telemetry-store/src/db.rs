@@ -169,6 +169,9 @@ pub struct MaintenanceReport {
     /// Rollups written and blocks deleted by [`crate::tier::maintain`] (downsampling and
     /// retention).
     pub tiers: TierReport,
+    /// Tombstone intervals dropped because no block holds what they delete any more
+    /// (compaction, head persistence and retention left those samples out).
+    pub tombstones_dropped: u64,
 }
 
 /// What one [`Db::delete`] recorded.
@@ -674,6 +677,19 @@ impl Db {
             report.rewritten.push((b.meta().id.clone(), meta));
         }
         drop(blocks);
+        report.dropped = self.prune_tombstones()?;
+        report.remaining_series = rlock(&self.state).tombstones.num_series() as u64;
+        Ok(report)
+    }
+
+    /// Drops the tombstones no block holds deleted samples for any more (compaction and
+    /// [`clean_tombstones`](Self::clean_tombstones) leave them out; rollup blocks count,
+    /// widened by their resolution) and that end before the head's persisted boundary;
+    /// returns how many intervals were dropped. Called with the maintenance lock held.
+    fn prune_tombstones(&self) -> Result<u64, DbError> {
+        if rlock(&self.state).tombstones.is_empty() {
+            return Ok(0);
+        }
         // No deletion, and no out-of-order block, while the remaining tombstones are decided.
         let mut log = self.tombstone_log.lock().unwrap_or_else(|p| p.into_inner());
         let _b = self.blocks_mu.lock().unwrap_or_else(|p| p.into_inner());
@@ -702,9 +718,7 @@ impl Db {
             let mut g = wlock(&self.state);
             *g = Arc::new(State { blocks: g.blocks.clone(), boundary: g.boundary, tombstones: Arc::new(remaining) });
         }
-        report.dropped = dropped as u64;
-        report.remaining_series = rlock(&self.state).tombstones.num_series() as u64;
-        Ok(report)
+        Ok(dropped as u64)
     }
 
     /// Compacts raw blocks until no plan remains (see the [module docs](self)).
@@ -746,7 +760,8 @@ impl Db {
 
     /// One round of background work at time `now_ms`: persist the head's oldest range(s) and
     /// checkpoint the WAL, compact raw blocks, build rollups and apply retention
-    /// ([`crate::tier`]), then re-read the block list. Runs one at a time (a second caller
+    /// ([`crate::tier`]), re-read the block list, then drop the tombstones whose deleted
+    /// samples no block holds any more. Runs one at a time (a second caller
     /// waits). Every time-based decision takes `now_ms`, so tests can drive it with a fake
     /// clock.
     ///
@@ -761,6 +776,7 @@ impl Db {
         report.tiers = crate::tier::maintain(&self.blocks_dir, &self.opts.tiers, &blocks, now_ms)?;
         drop(blocks);
         self.reload(&mut report)?;
+        report.tombstones_dropped = self.prune_tombstones()?;
         Ok(report)
     }
 

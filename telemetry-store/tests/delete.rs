@@ -142,6 +142,10 @@ fn delete_hides_at_once_and_flush_compaction_clean_and_reopen_keep_it_deleted() 
     assert_eq!(read(&db), model);
     assert_eq!(physical_raw(&db, &series[0], 5_000, 52_500), 0, "flush and compaction left the deleted samples out");
     assert!(physical_raw(&db, &series[1], 5_000, 52_500) > 0);
+    // Rollup blocks written before the deletion still hold the deleted range: the
+    // tombstone stays through maintenance.
+    assert_eq!(r.tombstones_dropped, 0, "{r:?}");
+    assert_eq!(db.stats().tombstoned_series, 1);
 
     let c = db.clean_tombstones().unwrap();
     assert_eq!((c.dropped, c.remaining_series), (1, 0), "{c:?}");
@@ -171,12 +175,20 @@ fn tombstones_stay_while_the_head_holds_deleted_data_and_flush_drops_it() {
     let c = db.clean_tombstones().unwrap();
     assert_eq!((c.rewritten.len(), c.dropped, c.remaining_series), (0, 0, 1));
     assert_eq!(read(&db), model);
-    // Persisting writes the block without the deleted samples; then the tombstone can go.
+    // Persisting writes the block without the deleted samples; then the tombstone can go,
+    // and maintenance drops it.
     db.persist_head(10_000).unwrap();
     assert_eq!(physical_raw(&db, &series[0], 2_000, 3_000), 0);
     assert_eq!(read(&db), model);
+    let r = db.maintain(10_000).unwrap();
+    assert_eq!(r.tombstones_dropped, 1, "{r:?}");
+    assert!(db.tombstones().is_empty());
+    assert_eq!(read(&db), model);
     let c = db.clean_tombstones().unwrap();
-    assert_eq!((c.rewritten.len(), c.dropped, c.remaining_series), (0, 1, 0));
+    assert_eq!((c.rewritten.len(), c.dropped, c.remaining_series), (0, 0, 0));
+    drop(db);
+    let (db, _) = Db::open(dir.path(), opts(SyncPolicy::Never)).unwrap();
+    assert!(db.tombstones().is_empty(), "the dropped tombstone stays dropped");
     assert_eq!(read(&db), model);
 }
 
