@@ -418,7 +418,7 @@ impl Db {
 
     /// A new appender.
     pub fn appender(&self) -> DbAppender<'_> {
-        DbAppender { db: self, app: self.head.appender(), ooo: Vec::new() }
+        DbAppender { db: self, app: self.head.appender(), ooo: Vec::new(), head_results: Vec::new() }
     }
 
     /// The `meta.json` of every open block, sorted by (resolution, min_time).
@@ -964,6 +964,8 @@ pub struct DbAppender<'d> {
     db: &'d Db,
     app: Appender<'d>,
     ooo: Vec<(Labels, i64, f64)>,
+    /// The head's answers for a batch (reused).
+    head_results: Vec<Result<SeriesRef, AppendError>>,
 }
 
 impl std::fmt::Debug for DbAppender<'_> {
@@ -1035,6 +1037,48 @@ impl DbAppender<'_> {
             return self.append(&labels, timestamp_ms, value).map(|_| ());
         }
         self.app.append_pairs(pairs, timestamp_ms, value).map(|_| ())
+    }
+
+    /// Adds a batch of samples given by label pairs sorted by name, through the head's batch
+    /// path ([`Appender::append_pairs_batch`], which overlaps the memory latency of finding
+    /// each sample's series); samples older than the persisted boundary go one by one to the
+    /// out-of-order block, as with [`append`](Self::append). `results` is cleared and gets one
+    /// entry per sample, in batch order: the series reference (`None` for a sample routed to
+    /// an out-of-order block) or the sample's error.
+    ///
+    /// # Errors
+    /// None for the call as a whole; per sample, in `results`, as
+    /// [`Appender::append_pairs_batch`] and [`append`](Self::append).
+    pub fn append_pairs_batch<'a, P>(
+        &mut self,
+        batch: &[(P, i64, f64)],
+        results: &mut Vec<Result<Option<SeriesRef>, AppendError>>,
+    ) where
+        P: IntoIterator<Item = (&'a str, &'a str)> + Clone,
+    {
+        results.clear();
+        let cutoff = self.db.cutoff.load(Ordering::Relaxed);
+        let mut head_results = std::mem::take(&mut self.head_results);
+        if batch.iter().all(|s| s.1 >= cutoff) {
+            self.app.append_pairs_batch(batch, &mut head_results);
+            results.extend(head_results.drain(..).map(|r| r.map(Some)));
+        } else {
+            let in_order: Vec<(P, i64, f64)> = batch.iter().filter(|s| s.1 >= cutoff).cloned().collect();
+            self.app.append_pairs_batch(&in_order, &mut head_results);
+            let mut head = head_results.drain(..);
+            for (pairs, t, v) in batch {
+                let r = if *t >= cutoff {
+                    // ok: the head answers each in-order sample, in order, so `next` is never None.
+                    head.next().map_or(Err(AppendError::EmptyLabels), |r| r.map(Some))
+                } else {
+                    Labels::from_pairs(pairs.clone())
+                        .map_err(AppendError::InvalidLabels)
+                        .and_then(|labels| self.append(&labels, *t, *v))
+                };
+                results.push(r);
+            }
+        }
+        self.head_results = head_results;
     }
 
     /// Samples waiting for commit.

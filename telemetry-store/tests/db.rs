@@ -179,6 +179,57 @@ fn out_of_order_samples_for_persisted_ranges_go_to_blocks_and_compact() {
 }
 
 #[test]
+fn batches_of_label_pairs_route_late_samples_to_out_of_order_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = Model::new();
+    let (db, _) = Db::open(dir.path(), opts()).unwrap();
+    fill(&db, &mut model, 3, 0, 5 * H, 60_000);
+    db.maintain(0).unwrap();
+    // In order (after the 2 h boundary) and late samples mixed, a new series among both, and
+    // one sample with invalid labels.
+    let is: Vec<String> = (0..8).map(|i| format!("{i:02}")).collect();
+    let sample = |i: usize, t: i64| ([("__name__", "db_test"), ("i", is[i].as_str())], t, value(i, t));
+    let batch = vec![
+        sample(0, 5 * H + 1_000),
+        sample(1, 30_000),
+        sample(7, 5 * H + 2_000),
+        sample(7, 90_000),
+        ([("__name__", "db_test"), ("", "x")], 5 * H, 1.0),
+        sample(2, 5 * H + 1_000),
+    ];
+    let mut app = db.appender();
+    let mut results = Vec::new();
+    app.append_pairs_batch(&batch, &mut results);
+    assert_eq!(results.len(), batch.len());
+    let head_ref = |k: usize| results[k].as_ref().unwrap().is_some();
+    assert!(head_ref(0) && head_ref(2) && head_ref(5), "{results:?}");
+    assert_eq!((results[1].as_ref().unwrap(), results[3].as_ref().unwrap()), (&None, &None), "late: routed");
+    assert!(results[4].is_err(), "{:?}", results[4]);
+    for (k, (_, t, v)) in batch.iter().enumerate() {
+        if k != 4 {
+            let i = [0, 1, 7, 7, 0, 2][k];
+            model.entry(labels(i)).or_default().insert(*t, v.to_bits());
+        }
+    }
+    let s = app.commit().unwrap();
+    assert_eq!((s.out_of_order_block, s.out_of_order_refused), (2, 0), "{s:?}");
+    assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), model);
+    // A batch with no late sample goes to the head whole.
+    let batch: Vec<_> = (0..8).map(|i| sample(i, 5 * H + 3_000)).collect();
+    app.append_pairs_batch(&batch, &mut results);
+    assert!(results.iter().all(|r| matches!(r, Ok(Some(_)))), "{results:?}");
+    for (i, (_, t, v)) in batch.iter().enumerate() {
+        model.entry(labels(i)).or_default().insert(*t, v.to_bits());
+    }
+    assert_eq!(app.commit().unwrap().out_of_order_block, 0);
+    assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), model);
+    drop(app);
+    drop(db);
+    let (db, _) = Db::open(dir.path(), opts()).unwrap();
+    assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), model);
+}
+
+#[test]
 fn compaction_into_larger_ranges() {
     let dir = tempfile::tempdir().unwrap();
     let mut model = Model::new();
