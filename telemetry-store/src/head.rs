@@ -921,8 +921,8 @@ impl Appender<'_> {
     /// few thousand samples (one scrape, one remote-write request) is the intended size;
     /// `results` and the appender's buffers are reused between calls. (On 1,000,000 series,
     /// one sample each per round, 1,000 per batch and commit, the ingest bench measured about
-    /// 3.0M samples/s one by one and 5.9M samples/s in batches on one core; see
-    /// `benches/ingest.rs`.) Prefetching is x86-64 only; elsewhere the batch still saves the
+    /// 3.0M samples/s one by one and 5.7M samples/s in batches on one core, criterion
+    /// medians; see `benches/ingest.rs`.) Prefetching is x86-64 only; elsewhere the batch still saves the
     /// per-sample lock.
     ///
     /// Shapes: `pairs` is anything that yields `(name, value)` string pairs and can be cloned
