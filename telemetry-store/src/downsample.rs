@@ -104,13 +104,12 @@ impl<'a> SeriesMerge<'a> {
         self.heads[i] = None;
         while let Some(&r) = self.refs[i].get(self.pos[i]) {
             self.pos[i] += 1;
-            // The chunk references first: the labels of a series without wanted chunks are
-            // never looked up.
-            let crefs = self.blocks[i].chunk_refs(r)?;
+            // Labels and chunk references in one look-up: nearly every series of a block
+            // chosen for a range has chunks in it.
+            let (labels, crefs) = self.blocks[i].series(r)?;
             if !crefs.iter().any(|c| self.aggrs.contains(&c.aggr) && c.max_t >= self.mint && c.min_t <= self.maxt) {
                 continue;
             }
-            let labels = self.blocks[i].labels(r)?;
             if matches_all(self.matchers, &labels) {
                 self.heads[i] = Some((labels, crefs));
                 break;

@@ -574,9 +574,9 @@ pub fn rollup_samples_blocks(
 ///
 /// `f` runs on the calling thread. With many series (as [`rollup_samples_blocks`]: 128 or
 /// more per thread, up to 4 threads) the series are decoded on worker threads, handed out
-/// round-robin, and given to `f` in label order; each worker keeps at most
-/// [`EACH_DEPTH`] decoded series waiting, in buffers that are reused, so memory stays bounded
-/// by `threads × EACH_DEPTH` series whatever the number of series.
+/// round-robin in groups of 8, and given to `f` in label order; each worker keeps at most
+/// [`EACH_DEPTH`] groups waiting, in buffers that are reused, so memory stays bounded by
+/// `threads × EACH_DEPTH × 8` series whatever the number of series.
 ///
 /// # Errors
 /// [`BlockError`] reading a block, or the first error `f` returns (which stops the read).
@@ -607,8 +607,10 @@ pub fn rollup_samples_each(
     let order = &order;
     std::thread::scope(|s| {
         use std::sync::mpsc::channel;
-        type Job = (Labels, Vec<(usize, Vec<crate::block::ChunkRef>)>, SampleBatch);
-        type Done = (Labels, Result<SampleBatch, BlockError>);
+        // Series travel in groups of up to EACH_GROUP, so that a thread waits (and is woken)
+        // once per group rather than once per series.
+        type Job = Vec<(Labels, Vec<(usize, Vec<crate::block::ChunkRef>)>, SampleBatch)>;
+        type Done = Vec<(Labels, Result<SampleBatch, BlockError>)>;
         let mut jobs = Vec::with_capacity(threads);
         let mut done = Vec::with_capacity(threads);
         for _ in 0..threads {
@@ -617,10 +619,16 @@ pub fn rollup_samples_each(
             s.spawn(move || {
                 let mut aux = SampleBatch::default();
                 // Ends when the caller drops its sender (all series handed out, or it stopped).
-                while let Ok((labels, parts, mut batch)) = job_rx.recv() {
-                    let r = read_one(order, &labels, &parts, aggrs, mint, maxt, &mut batch, &mut aux);
+                while let Ok(group) = job_rx.recv() {
+                    let answers = group
+                        .into_iter()
+                        .map(|(labels, parts, mut batch)| {
+                            let r = read_one(order, &labels, &parts, aggrs, mint, maxt, &mut batch, &mut aux);
+                            (labels, r.map(|()| batch))
+                        })
+                        .collect();
                     // The caller may have stopped on an error; its results are not wanted then.
-                    let _ = done_tx.send((labels, r.map(|()| batch)));
+                    let _ = done_tx.send(answers);
                 }
             });
             jobs.push(job_tx);
@@ -630,36 +638,49 @@ pub fn rollup_samples_each(
         let mut spare: Vec<SampleBatch> = Vec::new();
         let mut exhausted = false;
         loop {
-            // Keep every worker up to EACH_DEPTH series ahead of the consumer.
+            // Keep every worker up to EACH_DEPTH groups ahead of the consumer.
             while !exhausted && sent - received < threads * EACH_DEPTH {
-                match merge.next_series()? {
-                    Some((labels, parts)) => {
-                        let buf = spare.pop().unwrap_or_default();
-                        // A worker ends only when its sender is dropped, so the send succeeds.
-                        if jobs[sent % threads].send((labels, parts, buf)).is_err() {
-                            return Err(worker_gone());
+                let mut group = Vec::with_capacity(EACH_GROUP);
+                while group.len() < EACH_GROUP {
+                    match merge.next_series()? {
+                        Some((labels, parts)) => group.push((labels, parts, spare.pop().unwrap_or_default())),
+                        None => {
+                            exhausted = true;
+                            break;
                         }
-                        sent += 1;
                     }
-                    None => exhausted = true,
                 }
+                if group.is_empty() {
+                    break;
+                }
+                // A worker ends only when its sender is dropped, so the send succeeds.
+                if jobs[sent % threads].send(group).is_err() {
+                    return Err(worker_gone());
+                }
+                sent += 1;
             }
             if received == sent {
                 return Ok(());
             }
-            let (labels, r) = done[received % threads].recv().map_err(|_| worker_gone())?;
+            let answers = done[received % threads].recv().map_err(|_| worker_gone())?;
             received += 1;
-            let batch = r?;
-            if !batch.is_empty() {
-                f(&labels, &batch)?;
+            for (labels, r) in answers {
+                let batch = r?;
+                if !batch.is_empty() {
+                    f(&labels, &batch)?;
+                }
+                spare.push(batch);
             }
-            spare.push(batch);
         }
     })
 }
 
-/// Decoded series each worker of [`rollup_samples_each`] keeps waiting at most.
-pub const EACH_DEPTH: usize = 4;
+/// Series per message between [`rollup_samples_each`] and its workers.
+const EACH_GROUP: usize = 8;
+
+/// Groups of up to 8 decoded series each worker of [`rollup_samples_each`] keeps waiting
+/// at most.
+pub const EACH_DEPTH: usize = 2;
 
 /// The error for a read worker that ended without answering. That happens only when it
 /// panicked, and then `std::thread::scope` re-raises the panic as the read returns: the value
