@@ -400,14 +400,22 @@ pub(crate) fn unpack(b: &[u8], pos: &mut usize, n: usize, out: &mut Vec<i64>, ba
             for (i, c) in cs.iter().enumerate() {
                 let count = per.min(n - (i * per).min(n));
                 match (*c, zz) {
-                    (Code::Width(w), false) if w <= 56 => {
+                    (Code::Width(w), z) if w <= 56 => {
                         // Earlier code words may have taken more than their minimum.
                         if bit + w as usize * count > stream.len() * 8 {
                             return Err(ChunkError::UnexpectedEof { bit_offset: (base + *pos) * 8 + bit, needed: w });
                         }
                         let start = out.len();
                         out.resize(start + count, 0);
-                        unpack_width(stream, bit, w, &mut out[start..], |u| x0.wrapping_add(g.wrapping_mul(u) as i64));
+                        if z {
+                            unpack_width(stream, bit, w, &mut out[start..], |u| {
+                                x0.wrapping_add(unzigzag(u).wrapping_mul(g as i64))
+                            });
+                        } else {
+                            unpack_width(stream, bit, w, &mut out[start..], |u| {
+                                x0.wrapping_add(g.wrapping_mul(u) as i64)
+                            });
+                        }
                         bit += w as usize * count;
                     }
                     (Code::Eg(k), z) => {
