@@ -12,9 +12,10 @@
 //! Variants: no function (the bucket average: sum and count are read), `max_over_time` (one
 //! aggregate) and `rate` (the counter as a running total).
 //!
-//! Each case is also read series by series (`…/each`: [`tier::rollup_samples_each`], one
-//! reused buffer, one thread), which shows the cost of reading without that of holding the
-//! whole result (280 MB for `2y-1h`).
+//! Each case is also read series by series (`…/each`: [`tier::rollup_samples_each`], series
+//! decoded on worker threads into a few reused buffers and handed to the consumer in label
+//! order), which shows the cost of reading without that of holding the whole result (280 MB
+//! for `2y-1h`).
 //!
 //! Besides criterion's wall-time figures it prints, per case, the median of 7 reads by wall
 //! time, by the calling thread's CPU time and by the process's CPU time (all threads: a read
@@ -155,8 +156,7 @@ fn build() -> Store {
 }
 
 /// A query's read: route, plan, then the chosen tier's blocks in the planned range; with
-/// `each`, series by series through [`tier::rollup_samples_each`] (one reused buffer, one
-/// thread) instead of collected.
+/// `each`, series by series through [`tier::rollup_samples_each`] instead of collected.
 fn read(store: &Store, hints: &SelectHints, matchers: &[Matcher], each: bool) -> (usize, usize) {
     let cfg = TierConfig::default();
     let segs = tier::plan(hints, &cfg, &store.metas, hints.start_ms, hints.end_ms);
