@@ -2,9 +2,12 @@
 //! panic, and keep exactly the commits before the damage (a prefix of what was written, and at
 //! least every commit that ended before the first damaged byte).
 
+mod common;
+
 use std::fs;
 use std::path::Path;
 
+use common::copy_dir;
 use rand::{Rng, SeedableRng};
 use telemetry_core::{Labels, Queryable, SelectHints};
 use telemetry_store::{Head, HeadOptions, SyncPolicy};
@@ -42,18 +45,6 @@ fn write_reference(dir: &Path) -> Vec<(u32, u64)> {
         ends.push((seg, len));
     }
     ends
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 /// Commits fully present, checking that what is present is a prefix and bit-exact.

@@ -7,10 +7,11 @@
 //! value bits derived from `(b, i)` (NaN payloads and signed zeros included). The child resumes
 //! after the newest batch it finds, so a batch id is only ever written with the same contents.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -97,42 +98,24 @@ fn crash_child() {
 fn sigkill_never_loses_acknowledged_batches() {
     let kills: usize = std::env::var("CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut acked_max: Option<u64> = None;
     let mut total_acks = 0usize;
     let mut corruptions = 0usize;
     for round in 0..kills {
         let policy = round as u64 % 3;
-        let mut child = Command::new(&exe)
-            .args(["crash_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, dir.path())
-            .env("CRASH_POLICY", policy.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(b) = line.strip_prefix("ACK ") {
-                    let _ = tx.send(b.trim().parse::<u64>().unwrap());
-                }
-            }
-        });
         // Wait for the first acknowledgement (replay done), then kill at a random moment.
         let start = Instant::now();
-        let mut acks_this_round = vec![];
-        if let Ok(b) = rx.recv_timeout(Duration::from_secs(60)) {
-            acks_this_round.push(b);
-        }
-        std::thread::sleep(Duration::from_micros(rng.gen_range(0..40_000)));
-        child.kill().unwrap(); // SIGKILL on Unix
-        child.wait().unwrap();
-        reader.join().unwrap();
-        acks_this_round.extend(rx.try_iter());
+        let policy_env = policy.to_string();
+        let lines = common::run_and_kill(
+            "crash_child",
+            &[(CHILD_ENV, dir.path().as_os_str()), ("CRASH_POLICY", OsStr::new(&policy_env))],
+            Stdio::null(),
+            |l| l.starts_with("ACK "),
+            Duration::from_micros(rng.gen_range(0..40_000)),
+        );
+        let acks_this_round: Vec<u64> =
+            lines.iter().filter_map(|l| l.strip_prefix("ACK ")).map(|b| b.trim().parse().unwrap()).collect();
         assert!(!acks_this_round.is_empty(), "round {round}: child acknowledged nothing in {:?}", start.elapsed());
         total_acks += acks_this_round.len();
         let max = *acks_this_round.iter().max().unwrap();

@@ -1,10 +1,12 @@
 //! The database: flushing the head into blocks, WAL checkpoints, out-of-order blocks,
 //! compaction, and reads merged over head and blocks, checked against a model.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
+use common::copy_dir;
 use telemetry_core::{Labels, Matcher, Queryable, SelectHints};
 use telemetry_store::db::{Db, DbOptions};
 use telemetry_store::{HeadOptions, SyncPolicy};
@@ -96,18 +98,6 @@ fn flush_checkpoint_and_reopen() {
     let (db, _) = Db::open(dir.path(), opts()).unwrap();
     assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), model);
     assert_eq!(db.blocks().len(), 1);
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 #[test]

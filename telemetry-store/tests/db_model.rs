@@ -2,13 +2,13 @@
 //! than the persisted range), maintenance rounds, forced flushes and reopenings reads back
 //! exactly as a simple model (a `BTreeMap` per series) says.
 
-use std::collections::BTreeMap;
+mod common;
 
+use common::{Model, read_model, scratch, small_db_opts};
 use proptest::prelude::*;
-use telemetry_core::{Labels, Queryable, SelectHints};
-use telemetry_store::db::{Db, DbOptions};
-use telemetry_store::tier::{Tier, TierConfig};
-use telemetry_store::{HeadOptions, SyncPolicy};
+use telemetry_core::Labels;
+use telemetry_store::SyncPolicy;
+use telemetry_store::db::Db;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -30,51 +30,8 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn opts() -> DbOptions {
-    let mut head = HeadOptions {
-        chunk_max_samples: 5,
-        chunk_range_ms: 10_000,
-        out_of_order_window_ms: 30_000,
-        ..Default::default()
-    };
-    head.wal.sync = SyncPolicy::Never;
-    DbOptions {
-        head,
-        block_range_ms: 10_000,
-        compaction_ranges: vec![10_000, 30_000, 90_000],
-        tiers: TierConfig {
-            raw_retention_ms: i64::MAX / 4,
-            tiers: vec![Tier { resolution_ms: 5_000, retention_ms: i64::MAX / 4, block_range_ms: 30_000 }],
-        },
-        block: telemetry_store::block::BlockWriterOptions { chunk_max_samples: 7, ..Default::default() },
-    }
-}
-
 fn labels(i: usize) -> Labels {
     Labels::from_pairs([("__name__", "model"), ("s", &i.to_string())]).unwrap()
-}
-
-type Model = BTreeMap<Labels, BTreeMap<i64, u64>>;
-
-fn read(db: &Db) -> Model {
-    let q = db.querier(i64::MIN, i64::MAX).unwrap();
-    let mut out = Model::new();
-    for s in q.select(&SelectHints::default(), &[]).unwrap() {
-        let mut s = s.unwrap();
-        let b = s.samples.collect_all().unwrap();
-        assert!(b.timestamps.windows(2).all(|w| w[0] < w[1]));
-        out.insert(s.labels, b.timestamps.iter().zip(&b.values).map(|(t, v)| (*t, v.to_bits())).collect());
-    }
-    out
-}
-
-/// A scratch directory, in memory when the system has `/dev/shm` (the model does not need
-/// real fsyncs, and they dominate the run time on disk).
-fn scratch() -> tempfile::TempDir {
-    match std::path::Path::new("/dev/shm") {
-        p if p.is_dir() => tempfile::tempdir_in(p).unwrap_or_else(|_| tempfile::tempdir().unwrap()),
-        _ => tempfile::tempdir().unwrap(),
-    }
 }
 
 proptest! {
@@ -85,7 +42,7 @@ proptest! {
     #[test]
     fn db_matches_model(ops in proptest::collection::vec(op(), 1..150)) {
         let dir = scratch();
-        let (mut db, _) = Db::open(dir.path(), opts()).unwrap();
+        let (mut db, _) = Db::open(dir.path(), small_db_opts(SyncPolicy::Never)).unwrap();
         let mut model = Model::new();
         let mut clock = 0i64;
         for op in ops {
@@ -113,15 +70,15 @@ proptest! {
                 }
                 Op::Reopen => {
                     drop(db);
-                    db = Db::open(dir.path(), opts()).unwrap().0;
+                    db = Db::open(dir.path(), small_db_opts(SyncPolicy::Never)).unwrap().0;
                 }
             }
         }
-        prop_assert_eq!(read(&db), model.clone());
+        prop_assert_eq!(read_model(&db), model.clone());
         db.maintain(clock).unwrap();
-        prop_assert_eq!(read(&db), model.clone());
+        prop_assert_eq!(read_model(&db), model.clone());
         drop(db);
-        let (db, _) = Db::open(dir.path(), opts()).unwrap();
-        prop_assert_eq!(read(&db), model);
+        let (db, _) = Db::open(dir.path(), small_db_opts(SyncPolicy::Never)).unwrap();
+        prop_assert_eq!(read_model(&db), model);
     }
 }

@@ -3,43 +3,21 @@
 //! cleaning, a property test against a `BTreeMap` model, simulated crashes at every step of
 //! deleting and cleaning, and SIGKILLs of a process that deletes, cleans, flushes and compacts.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Stdio;
 use std::time::Duration;
 
+use common::{Model, copy_dir, read_model, scratch, small_db_opts};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use telemetry_core::{Labels, Matcher, Queryable, SelectHints};
 use telemetry_store::block::Aggr;
 use telemetry_store::db::{Db, DbOptions};
-use telemetry_store::tier::{Tier, TierConfig};
 use telemetry_store::tombstone::TOMBSTONES_FILE;
-use telemetry_store::{DbError, HeadOptions, SyncPolicy};
-
-type Model = BTreeMap<Labels, BTreeMap<i64, u64>>;
-
-fn opts(sync: SyncPolicy) -> DbOptions {
-    let mut head = HeadOptions {
-        chunk_max_samples: 5,
-        chunk_range_ms: 10_000,
-        out_of_order_window_ms: 30_000,
-        ..Default::default()
-    };
-    head.wal.sync = sync;
-    DbOptions {
-        head,
-        block_range_ms: 10_000,
-        compaction_ranges: vec![10_000, 30_000, 90_000],
-        tiers: TierConfig {
-            raw_retention_ms: i64::MAX / 4,
-            tiers: vec![Tier { resolution_ms: 5_000, retention_ms: i64::MAX / 4, block_range_ms: 30_000 }],
-        },
-        block: telemetry_store::block::BlockWriterOptions { chunk_max_samples: 7, ..Default::default() },
-    }
-}
+use telemetry_store::{DbError, SyncPolicy};
 
 fn labels(job: &str, i: usize) -> Labels {
     Labels::from_pairs([("__name__", "del"), ("job", job), ("s", &i.to_string())]).unwrap()
@@ -47,18 +25,6 @@ fn labels(job: &str, i: usize) -> Labels {
 
 fn eq(labels: &Labels) -> Vec<Matcher> {
     labels.iter().map(|l| Matcher::equal(&*l.name, &*l.value)).collect()
-}
-
-fn read(db: &Db) -> Model {
-    let q = db.querier(i64::MIN, i64::MAX).unwrap();
-    let mut out = Model::new();
-    for s in q.select(&SelectHints::default(), &[]).unwrap() {
-        let mut s = s.unwrap();
-        let b = s.samples.collect_all().unwrap();
-        assert!(b.timestamps.windows(2).all(|w| w[0] < w[1]));
-        out.insert(s.labels, b.timestamps.iter().zip(&b.values).map(|(t, v)| (*t, v.to_bits())).collect());
-    }
-    out
 }
 
 fn model_delete(model: &mut Model, matchers: &[Matcher], a: i64, b: i64) {
@@ -82,13 +48,6 @@ fn physical_raw(db: &Db, labels: &Labels, a: i64, b: i64) -> usize {
     n
 }
 
-fn scratch() -> tempfile::TempDir {
-    match Path::new("/dev/shm") {
-        p if p.is_dir() => tempfile::tempdir_in(p).unwrap_or_else(|_| tempfile::tempdir().unwrap()),
-        _ => tempfile::tempdir().unwrap(),
-    }
-}
-
 fn append_all(db: &Db, model: &mut Model, series: &[Labels], ts: impl Iterator<Item = i64> + Clone) {
     let mut app = db.appender();
     for t in ts {
@@ -105,7 +64,7 @@ fn append_all(db: &Db, model: &mut Model, series: &[Labels], ts: impl Iterator<I
 #[test]
 fn delete_hides_at_once_and_flush_compaction_clean_and_reopen_keep_it_deleted() {
     let dir = scratch();
-    let o = opts(SyncPolicy::Never);
+    let o = small_db_opts(SyncPolicy::Never);
     let series = vec![labels("x", 0), labels("x", 1), labels("y", 0)];
     let mut model = Model::new();
     let (mut db, _) = Db::open(dir.path(), o.clone()).unwrap();
@@ -118,7 +77,7 @@ fn delete_hides_at_once_and_flush_compaction_clean_and_reopen_keep_it_deleted() 
     let rep = db.delete(&sel, 5_000, 52_500).unwrap();
     assert_eq!(rep.series, 1);
     model_delete(&mut model, &sel, 5_000, 52_500);
-    assert_eq!(read(&db), model, "hidden at once");
+    assert_eq!(read_model(&db), model, "hidden at once");
     assert!(physical_raw(&db, &series[0], 5_000, 52_500) > 0, "still in the blocks until cleaned");
     assert_eq!(db.stats().tombstoned_series, 1);
 
@@ -129,17 +88,17 @@ fn delete_hides_at_once_and_flush_compaction_clean_and_reopen_keep_it_deleted() 
     app.append(&series[0], 4_500, 7.0).unwrap();
     assert_eq!(app.commit().unwrap().out_of_order_block, 1);
     model.get_mut(&series[0]).unwrap().insert(4_500, 7f64.to_bits());
-    assert_eq!(read(&db), model);
+    assert_eq!(read_model(&db), model);
 
     drop(db);
     db = Db::open(dir.path(), o.clone()).unwrap().0;
-    assert_eq!(read(&db), model, "durable");
+    assert_eq!(read_model(&db), model, "durable");
 
     // Flush the head (drops the deleted samples it holds) and compact (drops them from blocks).
     db.persist_head(i64::MAX).unwrap();
     let r = db.maintain(200_000).unwrap();
     assert!(!r.compacted.is_empty());
-    assert_eq!(read(&db), model);
+    assert_eq!(read_model(&db), model);
     assert_eq!(physical_raw(&db, &series[0], 5_000, 52_500), 0, "flush and compaction left the deleted samples out");
     assert!(physical_raw(&db, &series[1], 5_000, 52_500) > 0);
     // Rollup blocks written before the deletion still hold the deleted range: the
@@ -150,14 +109,14 @@ fn delete_hides_at_once_and_flush_compaction_clean_and_reopen_keep_it_deleted() 
     let c = db.clean_tombstones().unwrap();
     assert_eq!((c.dropped, c.remaining_series), (1, 0), "{c:?}");
     assert_eq!(physical_raw(&db, &series[0], 5_000, 52_500), 0, "physically gone");
-    assert_eq!(read(&db), model);
+    assert_eq!(read_model(&db), model);
     assert!(db.tombstones().is_empty());
     // Nothing left to do the second time.
     assert_eq!(db.clean_tombstones().unwrap(), Default::default());
 
     drop(db);
     let (db, _) = Db::open(dir.path(), o).unwrap();
-    assert_eq!(read(&db), model);
+    assert_eq!(read_model(&db), model);
     assert!(db.tombstones().is_empty());
     assert_eq!(db.stats().tombstoned_series, 0);
 }
@@ -167,35 +126,35 @@ fn tombstones_stay_while_the_head_holds_deleted_data_and_flush_drops_it() {
     let dir = scratch();
     let series = vec![labels("x", 0)];
     let mut model = Model::new();
-    let (db, _) = Db::open(dir.path(), opts(SyncPolicy::Never)).unwrap();
+    let (db, _) = Db::open(dir.path(), small_db_opts(SyncPolicy::Never)).unwrap();
     append_all(&db, &mut model, &series, (0..12_000).step_by(500));
     // Everything is in the head: cleaning rewrites nothing and keeps the tombstone.
     db.delete(&eq(&series[0]), 2_000, 3_000).unwrap();
     model_delete(&mut model, &eq(&series[0]), 2_000, 3_000);
     let c = db.clean_tombstones().unwrap();
     assert_eq!((c.rewritten.len(), c.dropped, c.remaining_series), (0, 0, 1));
-    assert_eq!(read(&db), model);
+    assert_eq!(read_model(&db), model);
     // Persisting writes the block without the deleted samples; then the tombstone can go,
     // and maintenance drops it.
     db.persist_head(10_000).unwrap();
     assert_eq!(physical_raw(&db, &series[0], 2_000, 3_000), 0);
-    assert_eq!(read(&db), model);
+    assert_eq!(read_model(&db), model);
     let r = db.maintain(10_000).unwrap();
     assert_eq!(r.tombstones_dropped, 1, "{r:?}");
     assert!(db.tombstones().is_empty());
-    assert_eq!(read(&db), model);
+    assert_eq!(read_model(&db), model);
     let c = db.clean_tombstones().unwrap();
     assert_eq!((c.rewritten.len(), c.dropped, c.remaining_series), (0, 0, 0));
     drop(db);
-    let (db, _) = Db::open(dir.path(), opts(SyncPolicy::Never)).unwrap();
+    let (db, _) = Db::open(dir.path(), small_db_opts(SyncPolicy::Never)).unwrap();
     assert!(db.tombstones().is_empty(), "the dropped tombstone stays dropped");
-    assert_eq!(read(&db), model);
+    assert_eq!(read_model(&db), model);
 }
 
 #[test]
 fn invalid_requests_and_damaged_logs_are_typed_errors() {
     let dir = scratch();
-    let (db, _) = Db::open(dir.path(), opts(SyncPolicy::Never)).unwrap();
+    let (db, _) = Db::open(dir.path(), small_db_opts(SyncPolicy::Never)).unwrap();
     assert!(matches!(db.delete(&[], 0, 10), Err(DbError::Config(_))));
     assert!(matches!(db.delete(&[Matcher::equal("a", "b")], 10, 0), Err(DbError::Config(_))));
     // No series matches: nothing recorded.
@@ -209,14 +168,14 @@ fn invalid_requests_and_damaged_logs_are_typed_errors() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[20] ^= 0x40; // inside the first of two records
     std::fs::write(&path, &bytes).unwrap();
-    let err = Db::open(dir.path(), opts(SyncPolicy::Never)).unwrap_err().to_string();
+    let err = Db::open(dir.path(), small_db_opts(SyncPolicy::Never)).unwrap_err().to_string();
     assert!(err.contains(TOMBSTONES_FILE) && err.contains("offset 8"), "{err}");
 }
 
 #[test]
 fn deleted_ranges_do_not_reappear_through_rollups() {
     let dir = scratch();
-    let o = opts(SyncPolicy::Never);
+    let o = small_db_opts(SyncPolicy::Never);
     let series = vec![labels("x", 0), labels("x", 1)];
     let mut model = Model::new();
     let (db, _) = Db::open(dir.path(), o.clone()).unwrap();
@@ -246,7 +205,7 @@ fn deleted_ranges_do_not_reappear_through_rollups() {
 
     db.delete(&eq(&series[0]), 38_000, 51_000).unwrap();
     model_delete(&mut model, &eq(&series[0]), 38_000, 51_000);
-    assert_eq!(read(&db), model);
+    assert_eq!(read_model(&db), model);
     let check = |db: &Db| {
         let after = rollup_read(db);
         let s0 = &after[&series[0]];
@@ -274,20 +233,7 @@ fn deleted_ranges_do_not_reappear_through_rollups() {
     drop(db);
     let (db, _) = Db::open(dir.path(), o).unwrap();
     check(&db);
-    assert_eq!(read(&db), model);
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
+    assert_eq!(read_model(&db), model);
 }
 
 /// Data in blocks (several, some compacted, one out-of-order) and the head, then a deletion
@@ -295,7 +241,7 @@ fn copy_dir(from: &Path, to: &Path) {
 fn crash_fixture(dir: &Path) -> (Model, Model) {
     let series = vec![labels("x", 0), labels("x", 1), labels("y", 0)];
     let mut model = Model::new();
-    let (db, _) = Db::open(dir, opts(SyncPolicy::Always)).unwrap();
+    let (db, _) = Db::open(dir, small_db_opts(SyncPolicy::Always)).unwrap();
     append_all(&db, &mut model, &series, (0..70_000).step_by(700));
     db.maintain(70_000).unwrap();
     let mut app = db.appender();
@@ -306,7 +252,7 @@ fn crash_fixture(dir: &Path) -> (Model, Model) {
     let sel = vec![Matcher::equal("job", "x")];
     db.delete(&sel, 2_000, 64_000).unwrap();
     model_delete(&mut model, &sel, 2_000, 64_000);
-    assert_eq!(read(&db), model);
+    assert_eq!(read_model(&db), model);
     (before, model)
 }
 
@@ -321,22 +267,22 @@ fn a_torn_deletion_record_is_absent_and_a_complete_one_in_force() {
         let d = scratch();
         copy_dir(dir.path(), d.path());
         std::fs::write(d.path().join(TOMBSTONES_FILE), &full[..cut]).unwrap();
-        let (db, _) = Db::open(d.path(), opts(SyncPolicy::Always)).unwrap();
+        let (db, _) = Db::open(d.path(), small_db_opts(SyncPolicy::Always)).unwrap();
         let want = if cut == full.len() { &after } else { &before };
-        assert_eq!(&read(&db), want, "log cut at {cut} of {}", full.len());
+        assert_eq!(&read_model(&db), want, "log cut at {cut} of {}", full.len());
     }
     // A crash while the log was being replaced leaves a temporary file: ignored and removed.
     std::fs::write(dir.path().join(format!("{TOMBSTONES_FILE}.tmp")), b"TTMB\x01garbage").unwrap();
-    let (db, _) = Db::open(dir.path(), opts(SyncPolicy::Always)).unwrap();
-    assert_eq!(read(&db), after);
+    let (db, _) = Db::open(dir.path(), small_db_opts(SyncPolicy::Always)).unwrap();
+    assert_eq!(read_model(&db), after);
     drop(db);
     assert!(!dir.path().join(format!("{TOMBSTONES_FILE}.tmp")).exists());
     // A file extended with zeros but not written (a crash after the length grew).
     let mut padded = full.clone();
     padded.extend_from_slice(&[0; 64]);
     std::fs::write(&path, &padded).unwrap();
-    let (db, _) = Db::open(dir.path(), opts(SyncPolicy::Always)).unwrap();
-    assert_eq!(read(&db), after);
+    let (db, _) = Db::open(dir.path(), small_db_opts(SyncPolicy::Always)).unwrap();
+    assert_eq!(read_model(&db), after);
     drop(db);
     assert_eq!(std::fs::read(&path).unwrap(), full, "the zeros are cut off");
 }
@@ -347,11 +293,11 @@ fn a_crash_at_any_step_of_cleaning_leaves_the_deletion_in_force() {
     let (_, after) = crash_fixture(pre.path());
     let post = scratch();
     copy_dir(pre.path(), post.path());
-    let (db, _) = Db::open(post.path(), opts(SyncPolicy::Always)).unwrap();
+    let (db, _) = Db::open(post.path(), small_db_opts(SyncPolicy::Always)).unwrap();
     let c = db.clean_tombstones().unwrap();
     assert!(c.rewritten.len() >= 3, "several blocks rewritten: {c:?}");
     assert_eq!(c.remaining_series, 2, "the head part of the range stays tombstoned");
-    assert_eq!(read(&db), after);
+    assert_eq!(read_model(&db), after);
     drop(db);
     let n = c.rewritten.len();
     let pre_blocks = telemetry_store::block::list_blocks(&pre.path().join("blocks")).unwrap();
@@ -375,18 +321,18 @@ fn a_crash_at_any_step_of_cleaning_leaves_the_deletion_in_force() {
                     std::fs::rename(blocks.join(old), blocks.join(format!("{old}.deleted"))).unwrap();
                 }
             }
-            let (db, _) = Db::open(d.path(), opts(SyncPolicy::Always)).unwrap();
-            assert_eq!(read(&db), after, "crash at step {step} of {} (half-deleted {half_deleted})", 2 * n);
+            let (db, _) = Db::open(d.path(), small_db_opts(SyncPolicy::Always)).unwrap();
+            assert_eq!(read_model(&db), after, "crash at step {step} of {} (half-deleted {half_deleted})", 2 * n);
             assert_eq!(db.blocks().len(), pre_blocks.len(), "step {step}: no original left beside its rewrite");
             // Cleaning again completes the work.
             let c2 = db.clean_tombstones().unwrap();
             assert_eq!(c2.remaining_series, 2);
-            assert_eq!(read(&db), after);
+            assert_eq!(read_model(&db), after);
         }
     }
     // After the last step the log is replaced: that is the state `post` is in.
-    let (db, _) = Db::open(post.path(), opts(SyncPolicy::Always)).unwrap();
-    assert_eq!(read(&db), after);
+    let (db, _) = Db::open(post.path(), small_db_opts(SyncPolicy::Always)).unwrap();
+    assert_eq!(read_model(&db), after);
     assert_eq!(db.tombstones().num_series(), 2);
 }
 
@@ -431,7 +377,7 @@ proptest! {
     #[test]
     fn db_with_deletions_matches_model(ops in proptest::collection::vec(op(), 1..120)) {
         let dir = scratch();
-        let o = opts(SyncPolicy::Never);
+        let o = small_db_opts(SyncPolicy::Never);
         let (mut db, _) = Db::open(dir.path(), o.clone()).unwrap();
         let mut model = Model::new();
         let mut deleted: Vec<(Vec<Matcher>, i64, i64)> = Vec::new();
@@ -466,7 +412,7 @@ proptest! {
                     model_delete(&mut model, &sel, a, b);
                     deleted.push((sel, a, b));
                     floor = floor.max(b);
-                    prop_assert_eq!(read(&db), model.clone());
+                    prop_assert_eq!(read_model(&db), model.clone());
                 }
                 Op::Maintain => {
                     db.maintain(clock).unwrap();
@@ -488,7 +434,7 @@ proptest! {
                     for (_, ivs) in db.tombstones().iter() {
                         prop_assert!(ivs.iter().all(|&(_, b)| b >= boundary));
                     }
-                    prop_assert_eq!(read(&db), model.clone());
+                    prop_assert_eq!(read_model(&db), model.clone());
                 }
                 Op::Reopen => {
                     drop(db);
@@ -496,13 +442,13 @@ proptest! {
                 }
             }
         }
-        prop_assert_eq!(read(&db), model.clone());
+        prop_assert_eq!(read_model(&db), model.clone());
         db.maintain(clock).unwrap();
         db.clean_tombstones().unwrap();
-        prop_assert_eq!(read(&db), model.clone());
+        prop_assert_eq!(read_model(&db), model.clone());
         drop(db);
         let (db, _) = Db::open(dir.path(), o).unwrap();
-        prop_assert_eq!(read(&db), model);
+        prop_assert_eq!(read_model(&db), model);
     }
 }
 
@@ -556,7 +502,7 @@ fn kill_read(db: &Db) -> BTreeMap<i64, usize> {
 }
 
 fn kill_opts() -> DbOptions {
-    let mut o = opts(SyncPolicy::Always);
+    let mut o = small_db_opts(SyncPolicy::Always);
     o.tiers.tiers.clear();
     o
 }
@@ -604,7 +550,6 @@ fn sigkill_while_deleting_and_cleaning() {
         // Half in blocks, half in the head.
         db.persist_head(KILL_RANGES * 500).unwrap();
     }
-    let exe = std::env::current_exe().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(8);
     let mut acked: BTreeSet<i64> = BTreeSet::new();
     let mut done = false;
@@ -612,35 +557,21 @@ fn sigkill_while_deleting_and_cleaning() {
     let (mut mid_write, mut mid_delete, mut mid_log_rewrite) = (0, 0, 0);
     while rounds < kills && !done {
         rounds += 1;
-        let mut child = Command::new(&exe)
-            .args(["delete_kill_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-            .env(KILL_CHILD_ENV, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr_path).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                // The test harness may print its own prefix before the child's first line.
-                if let Some(i) = line.find("ACK ") {
-                    let _ = tx.send(Some(line[i + 4..].trim().parse::<i64>().unwrap()));
-                } else if line.contains("DONE") {
-                    let _ = tx.send(None);
-                }
-            }
-        });
-        let mut msgs = vec![];
-        if let Ok(m) = rx.recv_timeout(Duration::from_secs(60)) {
-            msgs.push(m);
-        }
-        std::thread::sleep(Duration::from_micros(rng.gen_range(0..60_000)));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        reader.join().unwrap();
-        msgs.extend(rx.try_iter());
+        // The test harness may print its own prefix before the child's first line.
+        let lines = common::run_and_kill(
+            "delete_kill_child",
+            &[(KILL_CHILD_ENV, dir.path().as_os_str())],
+            Stdio::from(std::fs::File::create(&stderr_path).unwrap()),
+            |l| l.contains("ACK ") || l.contains("DONE"),
+            Duration::from_micros(rng.gen_range(0..60_000)),
+        );
+        let msgs: Vec<Option<i64>> = lines
+            .iter()
+            .filter_map(|line| match line.find("ACK ") {
+                Some(i) => Some(Some(line[i + 4..].trim().parse::<i64>().unwrap())),
+                None => line.contains("DONE").then_some(None),
+            })
+            .collect();
         assert!(
             !msgs.is_empty(),
             "round {rounds}: the child acknowledged nothing; its stderr:\n{}",

@@ -14,10 +14,10 @@
 //!
 //! `KILL_ROUNDS` sets the number of kills (default 50).
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -135,38 +135,20 @@ fn leftovers(dir: &Path) -> (usize, usize) {
 fn sigkill_during_flush_compaction_and_downsampling() {
     let kills: usize = std::env::var("KILL_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let mut acked = std::collections::BTreeSet::new();
     let (mut tmp_found, mut deleted_found) = (0, 0);
     for round in 0..kills {
-        let mut child = Command::new(&exe)
-            .args(["kill_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(b) = line.strip_prefix("ACK ") {
-                    let _ = tx.send(b.trim().parse::<u64>().unwrap());
-                }
-            }
-        });
         let start = Instant::now();
-        let mut acks = vec![];
-        if let Ok(b) = rx.recv_timeout(Duration::from_secs(60)) {
-            acks.push(b);
-        }
-        std::thread::sleep(Duration::from_micros(rng.gen_range(0..150_000)));
-        child.kill().unwrap(); // SIGKILL on Unix
-        child.wait().unwrap();
-        reader.join().unwrap();
-        acks.extend(rx.try_iter());
+        let lines = common::run_and_kill(
+            "kill_child",
+            &[(CHILD_ENV, dir.path().as_os_str())],
+            Stdio::null(),
+            |l| l.starts_with("ACK "),
+            Duration::from_micros(rng.gen_range(0..150_000)),
+        );
+        let acks: Vec<u64> =
+            lines.iter().filter_map(|l| l.strip_prefix("ACK ")).map(|b| b.trim().parse().unwrap()).collect();
         assert!(!acks.is_empty(), "round {round}: child acknowledged nothing in {:?}", start.elapsed());
         acked.extend(acks);
 
