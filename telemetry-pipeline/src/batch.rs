@@ -53,12 +53,14 @@ impl Batch {
     }
 
     /// Adds a shared series (only into a batch whose `series` is empty) and returns its index.
+    #[cfg(feature = "server")]
     pub(crate) fn add_interned(&mut self, series: Arc<InternedSeries>) -> u32 {
         self.interned.push(series);
         (self.interned.len() - 1) as u32
     }
 
     /// Turns shared series into [`Batch::series`] (for callers outside the crate).
+    #[cfg(feature = "server")]
     pub(crate) fn uninterned(mut self) -> Batch {
         if !self.interned.is_empty() {
             self.series = self.interned.drain(..).map(|s| s.labels.clone()).collect();

@@ -632,6 +632,14 @@ fn required_matchers(ps: &[(String, String)]) -> Result<Vec<Vec<Matcher>>, Respo
     Ok(sets)
 }
 
+/// The `match[]` selectors (at least one) and the `start`/`end` range of a request that
+/// selects series (`series`, `delete_series`).
+fn selection(ps: &[(String, String)]) -> Result<(Vec<Vec<Matcher>>, i64, i64), Response> {
+    let sets = required_matchers(ps)?;
+    let (start, end) = range_of(ps)?;
+    Ok((sets, start, end))
+}
+
 fn range_of(ps: &[(String, String)]) -> Result<(i64, i64), Response> {
     let t = |k: &str, d: i64| -> Result<i64, Response> {
         match param(ps, k) {
@@ -678,24 +686,26 @@ async fn delete_series(State(s): State<AppState>, headers: HeaderMap, RawQuery(q
         Ok(p) => p,
         Err(r) => return r,
     };
-    let sets = match required_matchers(&ps) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    let (start, end) = match range_of(&ps) {
-        Ok(r) => r,
+    let (sets, start, end) = match selection(&ps) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let p = s.p.clone();
-    let r = tokio::task::spawn_blocking(move || -> Result<(), telemetry_store::DbError> {
-        for m in &sets {
-            p.storage().delete(m, start, end)?;
-        }
-        Ok(())
-    })
-    .await;
+    admin_answer(
+        tokio::task::spawn_blocking(move || -> Result<(), telemetry_store::DbError> {
+            for m in &sets {
+                p.storage().delete(m, start, end)?;
+            }
+            Ok(())
+        })
+        .await,
+    )
+}
+
+/// 204 for an admin operation that succeeded, else its error's answer.
+fn admin_answer<T>(r: Result<Result<T, telemetry_store::DbError>, tokio::task::JoinError>) -> Response {
     match r {
-        Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Ok(_)) => StatusCode::NO_CONTENT.into_response(),
         Ok(Err(e)) => db_error(e),
         Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }
@@ -713,11 +723,7 @@ async fn clean_tombstones(
         return r;
     }
     let p = s.p.clone();
-    match tokio::task::spawn_blocking(move || p.storage().clean_tombstones()).await {
-        Ok(Ok(_)) => StatusCode::NO_CONTENT.into_response(),
-        Ok(Err(e)) => db_error(e),
-        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
-    }
+    admin_answer(tokio::task::spawn_blocking(move || p.storage().clean_tombstones()).await)
 }
 
 fn storage_error(e: telemetry_core::StorageError) -> Response {
@@ -735,12 +741,8 @@ async fn series(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let sets = match required_matchers(&ps) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    let (start, end) = match range_of(&ps) {
-        Ok(r) => r,
+    let (sets, start, end) = match selection(&ps) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let q = match s.p.storage().querier(start, end) {
