@@ -539,11 +539,7 @@ pub fn rollup_samples_blocks(
     mint: i64,
     maxt: i64,
 ) -> Result<Vec<(Labels, SampleBatch)>, BlockError> {
-    let mut order: Vec<&Block> = blocks.to_vec();
-    order.sort_by(|x, y| (x.meta().min_time, &x.meta().id).cmp(&(y.meta().min_time, &y.meta().id)));
-    let aggrs = aggregates_for(func);
-    let refs = postings(&order, matchers)?;
-    let threads = read_threads(&refs);
+    let (order, aggrs, refs, threads) = read_plan(func, blocks, matchers)?;
     if threads == 1 {
         return read_rollups(&order, matchers, refs, aggrs, mint, maxt);
     }
@@ -588,11 +584,7 @@ pub fn rollup_samples_each(
     maxt: i64,
     f: &mut dyn FnMut(&Labels, &SampleBatch) -> Result<(), BlockError>,
 ) -> Result<(), BlockError> {
-    let mut order: Vec<&Block> = blocks.to_vec();
-    order.sort_by(|x, y| (x.meta().min_time, &x.meta().id).cmp(&(y.meta().min_time, &y.meta().id)));
-    let aggrs = aggregates_for(func);
-    let refs = postings(&order, matchers)?;
-    let threads = read_threads(&refs);
+    let (order, aggrs, refs, threads) = read_plan(func, blocks, matchers)?;
     let mut merge = SeriesMerge::with_refs(&order, matchers, refs, aggrs, mint, maxt)?;
     if threads == 1 {
         let (mut batch, mut aux) = (SampleBatch::default(), SampleBatch::default());
@@ -687,6 +679,22 @@ pub const EACH_DEPTH: usize = 2;
 /// only ends the read.
 fn worker_gone() -> BlockError {
     BlockError::Config("a rollup read worker ended without answering".into())
+}
+
+/// What a rollup read of `func` over `blocks` works from: the blocks in time order, the
+/// aggregates to read ([`aggregates_for`]), each block's series references matching
+/// `matchers`, and the threads to read them on ([`read_threads`]).
+#[allow(clippy::type_complexity)]
+fn read_plan<'b>(
+    func: Option<&str>,
+    blocks: &[&'b Block],
+    matchers: &[Matcher],
+) -> Result<(Vec<&'b Block>, &'static [Aggr], Vec<Vec<u32>>, usize), BlockError> {
+    let mut order: Vec<&Block> = blocks.to_vec();
+    order.sort_by(|x, y| (x.meta().min_time, &x.meta().id).cmp(&(y.meta().min_time, &y.meta().id)));
+    let refs = postings(&order, matchers)?;
+    let threads = read_threads(&refs);
+    Ok((order, aggregates_for(func), refs, threads))
 }
 
 /// Threads for a read of the series `refs` (per block): one per [`MIN_SERIES_PER_THREAD`]
