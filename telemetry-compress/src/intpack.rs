@@ -276,12 +276,64 @@ pub(crate) fn pack(xs: &[i64], out: &mut Vec<u8>, eg_margin: u64) {
 
 /// Reads `out.len()` fields of `w <= 56` bits, MSB first, from `stream` at bit `bit0`, mapped by
 /// `f`. The caller has checked that `stream` holds them.
+///
+/// From a byte boundary (every fixed-width block starts on one unless an exponential-Golomb
+/// block came before it), groups of 8 fields (`w` bytes) go through [`unpack_groups`], which
+/// is compiled once per width so that every offset and shift is a constant.
 #[inline(always)]
-fn unpack_width(stream: &[u8], bit0: usize, w: u32, out: &mut [i64], f: impl Fn(u64) -> i64) {
+fn unpack_width(stream: &[u8], bit0: usize, w: u32, out: &mut [i64], f: impl Fn(u64) -> i64 + Copy) {
     if w == 0 {
         out.fill(f(0));
         return;
     }
+    let done = if bit0 % 8 == 0 { unpack_groups_any(&stream[bit0 / 8..], w, out, f) } else { 0 };
+    if done > 0 {
+        unpack_width_loop(stream, bit0 + done * w as usize, w, &mut out[done..], f);
+    } else {
+        unpack_width_loop(stream, bit0, w, out, f);
+    }
+}
+
+/// [`unpack_groups`] for the width `w` (1 to 56): the number of fields written.
+#[inline(always)]
+fn unpack_groups_any(stream: &[u8], w: u32, out: &mut [i64], f: impl Fn(u64) -> i64 + Copy) -> usize {
+    macro_rules! widths {
+        ($($n:literal)*) => {
+            match w {
+                $($n => unpack_groups::<$n>(stream, out, f),)*
+                _ => 0,
+            }
+        };
+    }
+    widths!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28
+        29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56)
+}
+
+/// Decodes whole groups of 8 fields of `W` bits (`W` bytes per group) from the start of
+/// `stream` into `out`, as long as a group and the 8 bytes after its last field's first byte
+/// lie inside `stream`; returns the number of fields written (a multiple of 8).
+#[inline(never)]
+fn unpack_groups<const W: usize>(stream: &[u8], out: &mut [i64], f: impl Fn(u64) -> i64) -> usize {
+    // A group's last field starts in byte 7·W/8 of the group and is read with an 8-byte load.
+    let span = 7 * W / 8 + 8;
+    let fit = if stream.len() >= span { (stream.len() - span) / W + 1 } else { 0 };
+    let groups = fit.min(out.len() / 8);
+    let mask = (1u64 << W) - 1;
+    for (g, o) in out[..groups * 8].chunks_exact_mut(8).enumerate() {
+        let s = &stream[g * W..][..span];
+        for (j, x) in o.iter_mut().enumerate() {
+            let at = j * W / 8;
+            // ok: at + 8 <= span, so the slice has 8 bytes
+            let word = u64::from_be_bytes(s[at..at + 8].try_into().unwrap_or([0; 8]));
+            *x = f((word >> (64 - (j * W) % 8 - W)) & mask);
+        }
+    }
+    groups * 8
+}
+
+/// Field by field, for what [`unpack_groups`] leaves.
+#[inline(always)]
+fn unpack_width_loop(stream: &[u8], bit0: usize, w: u32, out: &mut [i64], f: impl Fn(u64) -> i64) {
     let mask = (1u64 << w) - 1;
     // Fields whose 8-byte window lies inside the stream are read with one unaligned load.
     // Field j starts at bit0 + j·w and fits the window of its first byte (bit % 8 + w <= 63);
@@ -501,6 +553,43 @@ mod tests {
         assert_eq!(out, xs);
         assert_eq!(pos, b.len() - 1);
         b.len() - 2
+    }
+
+    /// The per-width group decoder against the field-by-field loop, for every width, aligned
+    /// and unaligned starts, group tails and streams that end right after the fields.
+    #[test]
+    fn width_groups_equal_the_field_loop() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let stream: Vec<u8> = (0..800)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let f = |u: u64| (u as i64).wrapping_mul(3) - 5;
+        for w in 1..=56u32 {
+            for bit0 in [0usize, 3, 8, 16] {
+                for n in [0usize, 1, 7, 8, 9, 16, 17, 63, 64, 100] {
+                    // Exactly the bytes the fields need, and a roomy stream.
+                    for len in [(bit0 + n * w as usize).div_ceil(8), stream.len()] {
+                        let s = &stream[..len];
+                        let (mut fast, mut slow) = (vec![0i64; n], vec![0i64; n]);
+                        unpack_width(s, bit0, w, &mut fast, f);
+                        unpack_width_loop(s, bit0, w, &mut slow, f);
+                        assert_eq!(fast, slow, "w {w} bit0 {bit0} n {n} len {len}");
+                    }
+                }
+            }
+        }
+        // The loop itself against a bit reader.
+        let mut r = BitReader::new(&stream);
+        let mut out = vec![0i64; 100];
+        unpack_width(&stream, 0, 13, &mut out, |u| u as i64);
+        for o in out {
+            assert_eq!(o as u64, r.read_bits(13).unwrap());
+        }
     }
 
     #[test]
