@@ -286,7 +286,10 @@ fn unpack_width(stream: &[u8], bit0: usize, w: u32, out: &mut [i64], f: impl Fn(
         out.fill(f(0));
         return;
     }
-    let done = if bit0 % 8 == 0 { unpack_groups_any(&stream[bit0 / 8..], w, out, f) } else { 0 };
+    let done = match stream.get(bit0 / 8..) {
+        Some(s) if bit0.is_multiple_of(8) => unpack_groups_any(s, w, out, f),
+        _ => 0,
+    };
     if done > 0 {
         unpack_width_loop(stream, bit0 + done * w as usize, w, &mut out[done..], f);
     } else {
