@@ -61,6 +61,117 @@ pub enum MergeError {
     /// Window records with different windows or label sets.
     #[error("records differ in {0}")]
     Records(&'static str),
+    /// The merged sketch (named component) would hold more than `u64::MAX` values.
+    #[error("{0} value count would overflow u64")]
+    CountOverflow(&'static str),
+}
+
+/// A [`CompactDdSketch`](crate::ddbins::CompactDdSketch) parameter that cannot be used.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum SketchError {
+    /// The relative accuracy is not finite, not in `(0, 1)`, or so small (below about
+    /// 1.7e-7) that the bin index of `f64::MAX` would not fit an `i32`.
+    #[error("DDSketch alpha must be finite and in [{min:e}, 1), got {got}")]
+    Alpha {
+        /// The value given.
+        got: f64,
+        /// The smallest accepted value, [`MIN_ALPHA`](crate::ddbins::MIN_ALPHA).
+        min: f64,
+    },
+}
+
+/// Why bytes could not be decoded as a [`CompactDdSketch`](crate::ddbins::CompactDdSketch)
+/// (layout in the [`ddbins`](crate::ddbins) module docs). Every variant names the byte offset,
+/// relative to the start of the slice given to the decoder, of the field that is wrong.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum SketchDecodeError {
+    /// The alpha given to the decoder is invalid (no byte was read).
+    #[error(transparent)]
+    Alpha(#[from] SketchError),
+    /// The input ends inside a field.
+    #[error("DDSketch bytes end at offset {offset} inside the {field}")]
+    Truncated {
+        /// Offset at which the field starts.
+        offset: usize,
+        /// Which field.
+        field: &'static str,
+    },
+    /// A varint longer than 10 bytes or above `u64::MAX`.
+    #[error("DDSketch varint at offset {offset} ({field}) overflows u64")]
+    VarintOverflow {
+        /// Offset at which the varint starts.
+        offset: usize,
+        /// Which field.
+        field: &'static str,
+    },
+    /// The flags byte has bits other than bit 0 set.
+    #[error("DDSketch flags byte at offset {offset} is {flags:#04x}; only bit 0 may be set")]
+    Flags {
+        /// Offset of the flags byte.
+        offset: usize,
+        /// The byte read.
+        flags: u8,
+    },
+    /// A bin run longer than [`MAX_BINS`](crate::ddbins::MAX_BINS).
+    #[error("DDSketch {store} run at offset {offset} has {nbins} bins, more than {max}")]
+    TooManyBins {
+        /// Offset of the bin count.
+        offset: usize,
+        /// `"positive"` or `"negative"`.
+        store: &'static str,
+        /// The bin count read.
+        nbins: u64,
+        /// The cap.
+        max: usize,
+    },
+    /// A bin run whose indices fall outside the range that finite values can reach for this
+    /// alpha (this includes offsets outside `i32`).
+    #[error("DDSketch {store} bins {first}..={last} at offset {offset} lie outside {min}..={max} for this alpha")]
+    IndexRange {
+        /// Offset of the run's first-bin index.
+        offset: usize,
+        /// `"positive"` or `"negative"`.
+        store: &'static str,
+        /// First bin index read.
+        first: i64,
+        /// Last bin index implied by the bin count.
+        last: i64,
+        /// Lowest valid index.
+        min: i64,
+        /// Highest valid index.
+        max: i64,
+    },
+    /// The first or last count of a run is zero (runs are stored trimmed, so this is not a
+    /// sketch the encoder wrote).
+    #[error("DDSketch {store} run has a zero count at its edge (count at offset {offset})")]
+    ZeroEdge {
+        /// Offset of the zero count.
+        offset: usize,
+        /// `"positive"` or `"negative"`.
+        store: &'static str,
+    },
+    /// The counts add up to more than `u64::MAX`.
+    #[error("DDSketch counts overflow u64 at offset {offset}")]
+    CountOverflow {
+        /// Offset of the count that overflowed the total.
+        offset: usize,
+    },
+}
+
+impl SketchDecodeError {
+    /// Byte offset of the offending field (0 for [`SketchDecodeError::Alpha`]).
+    pub fn offset(&self) -> usize {
+        match self {
+            SketchDecodeError::Alpha(_) => 0,
+            SketchDecodeError::Truncated { offset, .. }
+            | SketchDecodeError::VarintOverflow { offset, .. }
+            | SketchDecodeError::Flags { offset, .. }
+            | SketchDecodeError::TooManyBins { offset, .. }
+            | SketchDecodeError::IndexRange { offset, .. }
+            | SketchDecodeError::ZeroEdge { offset, .. }
+            | SketchDecodeError::CountOverflow { offset } => *offset,
+        }
+    }
 }
 
 /// Why the aggregator refused a sample or a series.

@@ -64,6 +64,7 @@
 //! ```
 
 pub mod aggregate;
+pub mod ddbins;
 pub mod error;
 pub mod sampling;
 pub mod sketch;
@@ -73,7 +74,9 @@ pub use aggregate::{
     AggregateSet, AggregateValues, CounterAgg, CounterPieces, CounterState, DEFAULT_QUANTILES, DistinctConfig,
     DistinctSource, Extras, Quantile, TDigestConfig, WindowAggregate,
 };
+pub use ddbins::CompactDdSketch;
 pub use error::{AggError, ConfigError, MergeError};
+pub use error::{SketchDecodeError, SketchError};
 pub use sampling::{Decision, Policy, RetainedSample, Sampler, SamplerStats, SamplingConfig, SamplingRule};
 pub use sketch::{DdSketch, DdSketchConfig, DistinctCount, Moments, TDigestSketch};
 pub use window::{
