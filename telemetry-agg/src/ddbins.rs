@@ -2,9 +2,9 @@
 //! rollup bucket.
 //!
 //! [`CompactDdSketch`] is the DDSketch of Masson, Rim & Lee ("DDSketch: A Fast and
-//! Fully-Mergeable Quantile Sketch with Relative-Error Guarantees", VLDB 2019) with the
-//! logarithmic mapping (§2.1) and dense stores (§2.2, collapsing store of Algorithm 3 only as a
-//! safety cap). Unlike [`DdSketch`](crate::DdSketch), which wraps the `sketches-ddsketch`
+//! Fully-Mergeable Quantile Sketch with Relative-Error Guarantees", PVLDB 12(12), 2019) with
+//! the logarithmic mapping and dense stores, using the paper's collapsing of the lowest buckets
+//! only as a safety cap. Unlike [`DdSketch`](crate::DdSketch), which wraps the `sketches-ddsketch`
 //! crate, its bins are plain data: a sketch of an hour of a gauge encodes in a few dozen bytes,
 //! and merging is exact, so `merge(sketch(A), sketch(B)) == sketch(A ∪ B)` bin for bin.
 //!
@@ -23,7 +23,7 @@
 //! - `NaN` and `±Inf` are not recorded (the caller counts them elsewhere).
 //!
 //! The representative value of bin `i` is `2 · gamma^i / (gamma + 1)`, within relative error
-//! `alpha` of every value in `(gamma^(i-1), gamma^i]` (the paper's Lemma 2).
+//! `alpha` of every value in `(gamma^(i-1), gamma^i]` (the paper's bucket estimate).
 //!
 //! Bins are a pure function of `(alpha, v)` for one build of the program. The bin of a value
 //! lying within an ulp or so of a bin boundary `gamma^i` can differ between platforms whose
@@ -59,8 +59,8 @@
 //! `uvarint` is unsigned LEB128 (7 bits per byte, least significant group first, high bit set
 //! on every byte but the last; at most 10 bytes), as in protobuf and Go's `encoding/binary`;
 //! `varint` is the zig-zag mapping `(n << 1) ^ (n >> 63)` followed by a `uvarint`. The first
-//! and last count of a non-empty run are non-zero (zeros inside are allowed), so every sketch
-//! has exactly one encoding. Sketches can be concatenated: [`CompactDdSketch::decode`] returns
+//! and last count of a non-empty run are non-zero (zeros inside are allowed), so the encoder's
+//! output is a function of the bins alone (the decoder also accepts over-long varints). Sketches can be concatenated: [`CompactDdSketch::decode`] returns
 //! the number of bytes it consumed.
 //!
 //! Sizes (alpha 0.01, unit test `encoded_sizes_of_rollup_buckets`): one hour of a gauge
