@@ -738,6 +738,31 @@ impl BlockIndex {
         Ok(Some((self.labels_of(r, pairs)?, meta)))
     }
 
+    /// [`series_labels_and_meta`](Self::series_labels_and_meta) with the strings of the labels
+    /// taken from `cache` (filled from this index as symbols are first read): a reader of many
+    /// series of one block checks and allocates each string once instead of once per series.
+    /// `cache` must be used with this index only.
+    ///
+    /// # Errors
+    /// As [`series_labels_and_meta`](Self::series_labels_and_meta).
+    pub fn series_labels_and_meta_cached(
+        &self,
+        r: SeriesRef,
+        cache: &mut SymbolCache,
+    ) -> Result<Option<(Labels, &[u8])>, IndexError> {
+        let Some((pairs, meta)) = self.series_entry(r)? else { return Ok(None) };
+        let mut labels: Vec<Label> = Vec::with_capacity(pairs.len());
+        for (n, v) in pairs {
+            let name = cache.get(self, n)?;
+            let value = cache.get(self, v)?;
+            if value.is_empty() || labels.last().is_some_and(|l| l.name >= name) {
+                return Err(corrupt("series entry", r as usize, "empty value or label names out of order"));
+            }
+            labels.push(Label { name, value });
+        }
+        Ok(Some((Labels::from_sorted_unchecked(labels), meta)))
+    }
+
     fn labels_of(&self, r: SeriesRef, pairs: Vec<(u32, u32)>) -> Result<Labels, IndexError> {
         let mut labels: Vec<Label> = Vec::with_capacity(pairs.len());
         for (n, v) in pairs {
@@ -753,6 +778,29 @@ impl BlockIndex {
     /// Size of the index in bytes.
     pub fn len_bytes(&self) -> usize {
         self.data.bytes().len()
+    }
+}
+
+/// The strings of one [`BlockIndex`]'s symbols read so far, by symbol number: see
+/// [`BlockIndex::series_labels_and_meta_cached`].
+#[derive(Debug, Default)]
+pub struct SymbolCache {
+    symbols: AHashMap<u32, Arc<str>>,
+}
+
+impl SymbolCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        SymbolCache::default()
+    }
+
+    fn get(&mut self, index: &BlockIndex, sym: u32) -> Result<Arc<str>, IndexError> {
+        if let Some(s) = self.symbols.get(&sym) {
+            return Ok(s.clone());
+        }
+        let s: Arc<str> = index.symbol(sym)?.into();
+        self.symbols.insert(sym, s.clone());
+        Ok(s)
     }
 }
 

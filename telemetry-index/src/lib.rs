@@ -39,7 +39,7 @@ pub mod postings;
 mod pred;
 pub mod reader;
 
-pub use block::{BlockIndex, BlockWriter};
+pub use block::{BlockIndex, BlockWriter, SymbolCache};
 pub use error::IndexError;
 pub use mem::{MemIndex, MemReader};
 pub use postings::{Postings, PostingsCursor, SliceCursor, UnsortedPostings};

@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 use telemetry_core::{Labels, Matcher};
 use telemetry_index::block::{FORMAT_VERSION, MAGIC};
-use telemetry_index::{BlockIndex, BlockWriter, IndexError, IndexReader};
+use telemetry_index::{BlockIndex, BlockWriter, IndexError, IndexReader, SymbolCache};
 
 fn sample_index() -> Vec<u8> {
     let mut w = BlockWriter::new();
@@ -37,9 +37,13 @@ fn exercise(idx: &BlockIndex) {
     let _ = idx.label_values("job", &[]);
     let _ = idx.series_count_by_metric_name();
     let _ = idx.top_label_pairs(3);
+    let mut cache = SymbolCache::new();
     for r in [0, 1, 150, 299, 300, u32::MAX] {
         let _ = idx.series_labels(r);
         let _ = idx.chunk_meta(r);
+        // Damage reads the same with or without the cache.
+        let cached = idx.series_labels_and_meta_cached(r, &mut cache);
+        assert_eq!(cached.is_ok(), idx.series_labels_and_meta(r).is_ok(), "series {r}");
     }
 }
 
@@ -116,6 +120,17 @@ fn series_offsets_page_checked_before_use_and_on_every_read_until_it_passes() {
         assert_eq!(meta, r.to_le_bytes());
     }
     assert!(intact.series_labels_and_meta(300).unwrap().is_none());
+    // Through a symbol cache: the same answers, first and second time round.
+    let mut cache = SymbolCache::new();
+    for _ in 0..2 {
+        for r in 0..300 {
+            assert_eq!(
+                intact.series_labels_and_meta_cached(r, &mut cache).unwrap(),
+                intact.series_labels_and_meta(r).unwrap()
+            );
+        }
+    }
+    assert!(intact.series_labels_and_meta_cached(300, &mut cache).unwrap().is_none());
 
     let n = good.len();
     let table = u64::from_le_bytes(good[n - 64 + 16..n - 64 + 24].try_into().unwrap()) as usize;
@@ -128,6 +143,10 @@ fn series_offsets_page_checked_before_use_and_on_every_read_until_it_passes() {
             assert!(matches!(idx.chunk_meta(r), Err(IndexError::Checksum { what: "series offsets page", .. })));
             assert!(matches!(
                 idx.series_labels_and_meta(r),
+                Err(IndexError::Checksum { what: "series offsets page", .. })
+            ));
+            assert!(matches!(
+                idx.series_labels_and_meta_cached(r, &mut SymbolCache::new()),
                 Err(IndexError::Checksum { what: "series offsets page", .. })
             ));
         }

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use telemetry_core::{Labels, Matcher, SampleBatch, matches_all};
-use telemetry_index::IndexReader;
+use telemetry_index::{IndexReader, SymbolCache};
 
 use crate::block::{Aggr, Block, BlockCompaction, BlockError, BlockMeta, BlockWriter, ChunkRef, INDEX_FILE};
 use crate::rollup::Rollups;
@@ -63,6 +63,8 @@ pub(crate) struct SeriesMerge<'a> {
     refs: Vec<Vec<u32>>,
     pos: Vec<usize>,
     heads: Vec<Option<(Labels, Vec<ChunkRef>)>>,
+    /// Per block, the label strings read so far.
+    symbols: Vec<SymbolCache>,
     /// Skip series with no chunk of these kinds overlapping `[mint, maxt]`.
     aggrs: &'a [Aggr],
     mint: i64,
@@ -93,7 +95,9 @@ impl<'a> SeriesMerge<'a> {
         maxt: i64,
     ) -> Result<Self, BlockError> {
         let n = blocks.len();
-        let mut m = SeriesMerge { blocks, matchers, refs, pos: vec![0; n], heads: vec![None; n], aggrs, mint, maxt };
+        let symbols = (0..n).map(|_| SymbolCache::new()).collect();
+        let mut m =
+            SeriesMerge { blocks, matchers, refs, pos: vec![0; n], heads: vec![None; n], symbols, aggrs, mint, maxt };
         for i in 0..n {
             m.advance(i)?;
         }
@@ -106,7 +110,7 @@ impl<'a> SeriesMerge<'a> {
             self.pos[i] += 1;
             // Labels and chunk references in one look-up: nearly every series of a block
             // chosen for a range has chunks in it.
-            let (labels, crefs) = self.blocks[i].series(r)?;
+            let (labels, crefs) = self.blocks[i].series_cached(r, &mut self.symbols[i])?;
             if !crefs.iter().any(|c| self.aggrs.contains(&c.aggr) && c.max_t >= self.mint && c.min_t <= self.maxt) {
                 continue;
             }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use telemetry_compress::{ChunkError, decode_store_chunk, decode_store_values};
 use telemetry_core::{Labels, Matcher, SampleBatch, matches_all};
-use telemetry_index::{BlockIndex, IndexReader};
+use telemetry_index::{BlockIndex, IndexReader, SymbolCache};
 
 use super::chunks::{ChunkRef, Verified, check_header, chunk_bytes, decode_refs, segment_path};
 use super::{Aggr, BlockError, BlockMeta, CHUNKS_DIR, INDEX_FILE, META_FILE};
@@ -103,10 +103,22 @@ impl Block {
     /// # Errors
     /// [`BlockError::Index`] or [`BlockError::Corrupt`] for damaged index entries.
     pub fn series(&self, r: u32) -> Result<(Labels, Vec<ChunkRef>), BlockError> {
+        self.series_with(r, None)
+    }
+
+    /// [`series`](Self::series) with the label strings from `cache` (one per block, see
+    /// [`SymbolCache`]).
+    pub(crate) fn series_cached(&self, r: u32, cache: &mut SymbolCache) -> Result<(Labels, Vec<ChunkRef>), BlockError> {
+        self.series_with(r, Some(cache))
+    }
+
+    fn series_with(&self, r: u32, cache: Option<&mut SymbolCache>) -> Result<(Labels, Vec<ChunkRef>), BlockError> {
         let path = || self.dir.join(INDEX_FILE);
-        let (labels, meta) = self
-            .index
-            .series_labels_and_meta(r)
+        let entry = match cache {
+            Some(c) => self.index.series_labels_and_meta_cached(r, c),
+            None => self.index.series_labels_and_meta(r),
+        };
+        let (labels, meta) = entry
             .map_err(|e| self.index_err(e))?
             .ok_or_else(|| BlockError::corrupt(path(), 0, format!("series {r} missing")))?;
         let refs = decode_refs(meta)
