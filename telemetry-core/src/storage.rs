@@ -22,7 +22,7 @@ use crate::sample::Sample;
 /// What a query tells storage about how it will read, so that storage can choose a resolution
 /// or skip work. Storage must still return correct raw data when it ignores the hints.
 /// Milliseconds throughout.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SelectHints {
     /// First timestamp the query needs (inclusive).
     pub start_ms: i64,
@@ -34,6 +34,9 @@ pub struct SelectHints {
     pub range_ms: i64,
     /// The function applied to the selection (`rate`, `sum_over_time`, ...), if any.
     pub func: Option<String>,
+    /// For `quantile_over_time(φ, …)` with a constant φ, that φ (storage holding quantile
+    /// sketches can answer from them); `None` otherwise.
+    pub quantile: Option<f64>,
     /// The aggregation's grouping labels, if the selection feeds one.
     pub grouping: Vec<String>,
     /// `true` for `by (...)`, `false` for `without (...)`.
