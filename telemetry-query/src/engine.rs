@@ -267,6 +267,8 @@ impl Engine {
             warnings: Vec::new(),
             infos: Vec::new(),
             text,
+            step_hint: step_ms,
+            site: Site::default(),
         };
         let instant = step_ms == 0;
         if !instant {
@@ -598,6 +600,30 @@ struct Ev<'a> {
     infos: Vec<String>,
     /// The query text, for annotation positions (empty when evaluating a parsed expression).
     text: &'a str,
+    /// [`SelectHints::step_ms`] of the selectors being evaluated: the query's step (0 for an
+    /// instant query), inside a subquery the subquery's step.
+    step_hint: i64,
+    /// Where a selector evaluated now sits (see [`Site`]).
+    site: Site,
+}
+
+/// The syntactic place of the expression being evaluated, as far as storage hints need it:
+/// what a selector evaluated here is *directly* the argument of (parentheses do not count,
+/// and a range selector `x[r]` passes its place on to `x`).
+///
+/// Every node that is neither a parenthesis nor a selector sets the place of its own
+/// arguments: a function call sets `func` and keeps `grouping` when the call itself is the
+/// direct argument of an aggregation; an aggregation sets `grouping`; binary and unary
+/// operators and subqueries clear everything (the function then applies to their result, not
+/// to the selection).
+#[derive(Debug, Clone, Default)]
+struct Site {
+    /// The function call the selector is an argument of.
+    func: Option<&'static str>,
+    /// `quantile_over_time`'s φ when it is one constant over all steps.
+    quantile: Option<f64>,
+    /// `(by, labels)` of the aggregation the selector, or the function call around it, feeds.
+    grouping: Option<std::sync::Arc<(bool, Vec<String>)>>,
 }
 
 fn offset_ms(o: &Option<Offset>) -> i64 {
@@ -764,12 +790,48 @@ impl<'a> Ev<'a> {
         }
     }
 
-    /// Loads the raw samples of the series `vs` selects in `[mint, maxt]`.
+    /// Runs `f` with the selector place `site`, restoring the current one afterwards (also
+    /// when `f` fails).
+    fn with_site<T>(&mut self, site: Site, f: impl FnOnce(&mut Self) -> T) -> T {
+        let saved = std::mem::replace(&mut self.site, site);
+        let out = f(self);
+        self.site = saved;
+        out
+    }
+
+    /// The storage hints of a selection over `[mint, maxt]` by a selector at the current
+    /// [`Site`], with range `range_ms` (0 for an instant selector). Follows Prometheus's
+    /// `populateSeries` (`promql/engine.go`) for the step and range; `func` and the grouping
+    /// are those of the call or aggregation the selector is directly the argument of (see
+    /// [`Site`]), where Prometheus also looks through subqueries and unary minus for `func`,
+    /// names aggregations as `func`, and sets the grouping only when the selector itself is the
+    /// aggregation's argument.
+    fn hints(&self, mint: i64, maxt: i64, range_ms: i64) -> SelectHints {
+        let (by, grouping) = match &self.site.grouping {
+            Some(g) => (g.0, g.1.clone()),
+            None => (false, Vec::new()),
+        };
+        SelectHints {
+            start_ms: mint,
+            end_ms: maxt,
+            step_ms: self.step_hint,
+            range_ms,
+            func: self.site.func.map(str::to_string),
+            quantile: if range_ms > 0 { self.site.quantile } else { None },
+            grouping,
+            by,
+        }
+    }
+
+    /// Loads the raw samples of the series `vs` selects in `[mint, maxt]`; `range_ms` is the
+    /// range of the range selector `vs` belongs to (0 for an instant selector), for the
+    /// storage hints.
     fn select_raw(
         &mut self,
         vs: &VectorSelector,
         mint: i64,
         maxt: i64,
+        range_ms: i64,
         drop_stale: bool,
     ) -> Result<Vec<Raw>, QueryError> {
         self.check()?;
@@ -781,7 +843,7 @@ impl<'a> Ev<'a> {
             groups.retain(|g| !g.is_empty());
         }
         let q = self.storage.querier(mint, maxt)?;
-        let hints = SelectHints { start_ms: mint, end_ms: maxt, ..SelectHints::default() };
+        let hints = self.hints(mint, maxt, range_ms);
         let mut out: Vec<Raw> = Vec::new();
         let mut batch = SampleBatch::default();
         for matchers in &groups {
@@ -830,7 +892,7 @@ impl<'a> Ev<'a> {
         let refs: Vec<i64> = (0..st.n).map(|i| at.unwrap_or(st.ts(i)).saturating_sub(off)).collect();
         let lb = self.opts.lookback_delta_ms;
         let (rmin, rmax) = (refs[0], refs[st.n - 1]);
-        let raws = self.select_raw(vs, rmin.saturating_sub(lb).saturating_add(1), rmax, false)?;
+        let raws = self.select_raw(vs, rmin.saturating_sub(lb).saturating_add(1), rmax, 0, false)?;
         let mut out = Vec::with_capacity(raws.len());
         for raw in raws {
             let mut pts = Vec::new();
@@ -871,6 +933,7 @@ impl<'a> Ev<'a> {
                     &ms.vs,
                     refs[0].saturating_sub(range).saturating_add(1),
                     refs[refs.len() - 1],
+                    range,
                     true,
                 )?;
                 Ok(RangeIn { series, range, refs })
@@ -906,8 +969,10 @@ impl<'a> Ev<'a> {
         if inner.n as u64 > self.opts.max_samples as u64 {
             return Err(QueryError::TooManySamples { limit: self.opts.max_samples });
         }
-        let val = self.eval(&sq.expr, &inner)?;
-        let series = match val {
+        let saved_step = std::mem::replace(&mut self.step_hint, step);
+        let val = self.with_site(Site::default(), |ev| ev.eval(&sq.expr, &inner));
+        self.step_hint = saved_step;
+        let series = match val? {
             Val::Vector(v) => v
                 .into_iter()
                 .map(|s| Raw {
@@ -955,7 +1020,7 @@ impl<'a> Ev<'a> {
             Expr::NumberLiteral(n) => Ok(Val::Scalar(vec![n.val; st.n])),
             Expr::StringLiteral(s) => Ok(Val::Str(s.val.clone())),
             Expr::Paren(p) => self.eval(&p.expr, st),
-            Expr::Unary(u) => match self.eval(&u.expr, st)? {
+            Expr::Unary(u) => match self.with_site(Site::default(), |ev| ev.eval(&u.expr, st))? {
                 Val::Scalar(v) => Ok(Val::Scalar(v.into_iter().map(|x| -x).collect())),
                 Val::Vector(mut v) => {
                     for s in &mut v {
@@ -992,8 +1057,13 @@ impl<'a> Ev<'a> {
                 Ok(Val::Matrix(out))
             }
             Expr::Aggregate(a) => self.eval_aggregate(a, st),
-            Expr::Binary(b) => self.eval_binary(b, st),
-            Expr::Call(c) => self.eval_call(c, st),
+            Expr::Binary(b) => self.with_site(Site::default(), |ev| ev.eval_binary(b, st)),
+            Expr::Call(c) => {
+                // A call that is itself the direct argument of an aggregation passes the
+                // grouping on to its own arguments (one level only).
+                let grouping = if self.site.func.is_none() { self.site.grouping.clone() } else { None };
+                self.with_site(Site { func: Some(c.func.name), quantile: None, grouping }, |ev| ev.eval_call(c, st))
+            }
             Expr::Extension(_) => Err(QueryError::bad("unsupported: extension expressions")),
         }
     }
@@ -1002,12 +1072,13 @@ impl<'a> Ev<'a> {
 
     fn eval_aggregate(&mut self, a: &AggregateExpr, st: &Steps) -> Result<Val, QueryError> {
         let op = a.op.to_string();
-        let input = self.eval_vector(&a.expr, st)?;
         let (by, grouping): (bool, Vec<String>) = match &a.modifier {
             None => (true, Vec::new()),
             Some(LabelModifier::Include(l)) => (true, l.labels.clone()),
             Some(LabelModifier::Exclude(l)) => (false, l.labels.clone()),
         };
+        let site = Site { func: None, quantile: None, grouping: Some(std::sync::Arc::new((by, grouping.clone()))) };
+        let input = self.with_site(site, |ev| ev.eval_vector(&a.expr, st))?;
         let group_labels = |l: &Labels| -> Labels {
             if by {
                 Labels::from_sorted_unchecked(l.iter().filter(|x| grouping.iter().any(|g| **g == *x.name)).cloned())
@@ -1066,7 +1137,7 @@ impl<'a> Ev<'a> {
             return Ok(Val::Vector(col.finish()));
         }
         let param: Option<Vec<f64>> = match &a.param {
-            Some(p) if op != "count_values" => Some(self.eval_scalar(p, st)?),
+            Some(p) if op != "count_values" => Some(self.with_site(Site::default(), |ev| ev.eval_scalar(p, st))?),
             _ => None,
         };
         // Group index per input series, in order of first appearance.
@@ -2054,6 +2125,11 @@ impl<'a> Ev<'a> {
                 format_value(*bad),
                 arg_position(self.text, "quantile_over_time", 0)
             ));
+        }
+        if name == "quantile_over_time" {
+            // The hint for storage holding quantile sketches: φ when it is one constant.
+            let phi = &scalars[0];
+            self.site.quantile = phi.first().copied().filter(|q| !q.is_nan() && phi.iter().all(|x| x == q));
         }
         let r = self.eval_range_arg(range_expr, st)?;
         let keeps_name = matches!(name, "last_over_time" | "first_over_time");

@@ -10,6 +10,11 @@
 //!   types ([`ApiErrorType`]). Queries are parsed by the `promql-parser` crate. Native
 //!   histograms are not supported: queries that need them are rejected with
 //!   [`QueryError::BadData`].
+//!   Every selection tells storage how it will be read
+//!   ([`SelectHints`](telemetry_core::SelectHints): time range, the query's or subquery's
+//!   step, the range selector's range, the function and aggregation grouping it is the direct
+//!   argument of, `quantile_over_time`'s constant φ), so that storage with rollup tiers can
+//!   answer from them; storage that ignores the hints gives the same results.
 //! - [`api`]: the JSON shapes of `/api/v1/query` and `/api/v1/query_range`.
 //! - [`promqltest`]: a runner for Prometheus's test-script format (`promql/promqltest`).
 //!
