@@ -92,6 +92,10 @@ pub struct StorageConfig {
     pub raw_retention_ms: i64,
     /// Rollup tiers, finest first (1 minute for 90 days, 1 hour for 2 years).
     pub tiers: Vec<TierSpec>,
+    /// Relative accuracy of the DDSketch kept per rollup bucket for `quantile_over_time`
+    /// over rollups (e.g. 0.01); none by default (sketches make the tiers several times
+    /// larger).
+    pub sketch_alpha: Option<f64>,
 }
 
 /// One rollup tier of [`StorageConfig::tiers`].
@@ -120,6 +124,7 @@ impl StorageConfig {
                     block_range_ms: t.block_range_ms,
                 })
                 .collect(),
+            sketch_alpha: self.sketch_alpha,
         }
     }
 }
@@ -145,6 +150,7 @@ impl Default for StorageConfig {
                     block_range_ms: t.block_range_ms,
                 })
                 .collect(),
+            sketch_alpha: None,
         }
     }
 }
@@ -770,6 +776,9 @@ block_range_ms = 7200000
 maintenance_interval_ms = 60000
 # Raw blocks older than this are deleted (15 days).
 raw_retention_ms = 1296000000
+# A DDSketch per rollup bucket, so that quantile_over_time over rollups is within this
+# relative error; off by default (it makes the tiers several times larger).
+# sketch_alpha = 0.01
 
 # Rollup tiers, finest first: count, sum, min, max and counter increase per interval.
 # 1-minute rollups for 90 days, in 1-day blocks.

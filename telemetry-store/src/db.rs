@@ -236,7 +236,7 @@ fn rewrite_block(
     w.set_out_of_order(m.out_of_order);
     for r in 0..block.num_series() {
         let (labels, crefs) = block.series(r)?;
-        let mut kinds: Vec<Aggr> = crefs.iter().map(|c| c.aggr).collect();
+        let mut kinds: Vec<Aggr> = crefs.iter().map(|c| c.aggr).filter(|&k| k != Aggr::Sketch).collect();
         kinds.sort_unstable();
         kinds.dedup();
         let mut data = Vec::with_capacity(kinds.len());
@@ -248,7 +248,13 @@ fn rewrite_block(
         }
         let slices: Vec<(Aggr, &[i64], &[f64])> =
             data.iter().map(|(k, b)| (*k, b.timestamps.as_slice(), b.values.as_slice())).collect();
-        w.add_series(&labels, &slices)?;
+        // Sketches go by the same rule: their bucket positions are filtered like samples.
+        let (mut sketch_ts, mut sketches) = (Vec::new(), Vec::new());
+        block.read_sketches(&crefs, i64::MIN, i64::MAX, &mut sketch_ts, &mut sketches)?;
+        let mut kept = SampleBatch { values: (0..sketch_ts.len()).map(|i| i as f64).collect(), timestamps: sketch_ts };
+        tombstones.filter(&labels, &mut kept, widen);
+        let sketches: Vec<_> = kept.values.iter().map(|&i| sketches[i as usize].clone()).collect();
+        w.add_series_with_sketches(&labels, &slices, &kept.timestamps, &sketches)?;
     }
     let mut compaction = m.compaction.clone();
     compaction.level = compaction.level.max(1) + 1;
@@ -1347,8 +1353,11 @@ impl Querier for DbQuerier<'_> {
                 })
                 .map(|b| &**b)
                 .collect();
-            let rolled =
-                crate::tier::rollup_samples_blocks(hints.func.as_deref(), &blocks, matchers, seg.mint, seg.maxt)?;
+            let rolled = if hints.func.as_deref() == Some("quantile_over_time") && hints.quantile.is_some() {
+                crate::tier::rollup_quantiles_blocks(hints, &blocks, matchers, seg.mint, seg.maxt)?
+            } else {
+                crate::tier::rollup_samples_blocks(hints.func.as_deref(), &blocks, matchers, seg.mint, seg.maxt)?
+            };
             // A rollup point stands for (p - R, p]: dropped when that bucket meets a deleted interval.
             sources.push(self.deleted_removed(Box::new(rolled.into_iter().map(Ok)), seg.resolution_ms - 1));
         }

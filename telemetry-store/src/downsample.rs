@@ -9,11 +9,12 @@
 
 use std::sync::Arc;
 
+use telemetry_agg::CompactDdSketch;
 use telemetry_core::{Labels, Matcher, SampleBatch, matches_all};
 use telemetry_index::{IndexReader, SymbolCache};
 
 use crate::block::{Aggr, Block, BlockCompaction, BlockError, BlockMeta, BlockWriter, ChunkRef, INDEX_FILE};
-use crate::rollup::Rollups;
+use crate::rollup::{BucketSketches, RollupError, Rollups};
 
 /// How far before a raw rollup range the builder looks for each series' previous sample (the
 /// start of its first counter step): 1 hour. A series whose previous sample is older
@@ -276,13 +277,19 @@ pub(crate) fn read_parts_values(
     Ok(true)
 }
 
-/// Streams rollups at `resolution_ms` for `[a, b)` built from raw `sources` into `sink`.
+/// Where [`rollups_from_raw`] and [`rollups_from_rollups`] send each series: its rollups and,
+/// when sketches are kept, its bucket sketches.
+pub(crate) type RollupSink<'s> = dyn FnMut(&Labels, &Rollups, &BucketSketches) -> Result<(), BlockError> + 's;
+
+/// Streams rollups at `resolution_ms` for `[a, b)` built from raw `sources` into `sink`, with
+/// a sketch per bucket when `alpha` is given.
 pub(crate) fn rollups_from_raw(
     sources: &[&Block],
     resolution_ms: i64,
     a: i64,
     b: i64,
-    sink: &mut dyn FnMut(&Labels, &Rollups) -> Result<(), BlockError>,
+    alpha: Option<f64>,
+    sink: &mut RollupSink<'_>,
 ) -> Result<(), BlockError> {
     let lo = a - resolution_ms; // exclusive
     let hi = b - resolution_ms; // inclusive
@@ -292,29 +299,38 @@ pub(crate) fn rollups_from_raw(
         read_parts(sources, &parts, Aggr::Raw, lo - COUNTER_LOOKBACK_MS, hi, 0, &mut batch)?;
         let k = batch.timestamps.partition_point(|&t| t <= lo);
         let prev = batch.values[..k].iter().rev().copied().find(|v| !v.is_nan());
-        let mut r = Rollups::from_raw(&batch.timestamps[k..], &batch.values[k..], resolution_ms, prev)
-            .map_err(|e| BlockError::InvalidSamples { series: labels.to_string(), reason: e.to_string() })?;
+        let invalid = |e: RollupError| BlockError::InvalidSamples { series: labels.to_string(), reason: e.to_string() };
+        let (ts, vs) = (&batch.timestamps[k..], &batch.values[k..]);
+        let mut r = Rollups::from_raw(ts, vs, resolution_ms, prev).map_err(invalid)?;
         r.retain_range(a, b);
+        let mut sk = match alpha {
+            Some(alpha) => BucketSketches::from_raw(ts, vs, resolution_ms, alpha).map_err(invalid)?,
+            None => BucketSketches::default(),
+        };
+        sk.retain_range(a, b);
         if !r.is_empty() {
-            sink(&labels, &r)?;
+            sink(&labels, &r, &sk)?;
         }
     }
     Ok(())
 }
 
 /// Streams rollups at `resolution_ms` for `[a, b)` built from rollup `sources` (a finer
-/// tier of `source_resolution_ms`) into `sink`.
+/// tier of `source_resolution_ms`) into `sink`; with `alpha`, the sources' sketches of that
+/// alpha are merged into sketches of the coarse buckets they cover completely.
 pub(crate) fn rollups_from_rollups(
     sources: &[&Block],
     source_resolution_ms: i64,
     resolution_ms: i64,
     a: i64,
     b: i64,
-    sink: &mut dyn FnMut(&Labels, &Rollups) -> Result<(), BlockError>,
+    alpha: Option<f64>,
+    sink: &mut RollupSink<'_>,
 ) -> Result<(), BlockError> {
     let (mint, maxt) = (a - resolution_ms + 1, b - resolution_ms);
     let mut merge = SeriesMerge::new(sources, &[], &ROLLUP_AGGRS, mint, maxt)?;
     let mut cols: [SampleBatch; 5] = Default::default();
+    let mut fine_sketches = BucketSketches::default();
     while let Some((labels, parts)) = merge.next_series()? {
         for (aggr, col) in ROLLUP_AGGRS.iter().zip(cols.iter_mut()) {
             read_parts(sources, &parts, *aggr, mint, maxt, 0, col)?;
@@ -326,6 +342,15 @@ pub(crate) fn rollups_from_rollups(
                 reason: "rollup aggregates do not share their timestamps".into(),
             });
         }
+        let invalid = |e: RollupError| BlockError::InvalidSamples { series: labels.to_string(), reason: e.to_string() };
+        let mut sk = match alpha {
+            Some(alpha) => {
+                read_parts_sketches(sources, &parts, mint, maxt, &mut fine_sketches)?;
+                fine_sketches.coarsen(&count.timestamps, source_resolution_ms, resolution_ms, alpha).map_err(invalid)?
+            }
+            None => BucketSketches::default(),
+        };
+        sk.retain_range(a, b);
         let fine = Rollups {
             resolution_ms: source_resolution_ms,
             timestamps: count.timestamps.clone(),
@@ -335,20 +360,50 @@ pub(crate) fn rollups_from_rollups(
             max: max.values.clone(),
             counter: counter.values.clone(),
         };
-        let mut r = fine
-            .coarsen(resolution_ms)
-            .map_err(|e| BlockError::InvalidSamples { series: labels.to_string(), reason: e.to_string() })?;
+        let mut r = fine.coarsen(resolution_ms).map_err(invalid)?;
         r.retain_range(a, b);
         if !r.is_empty() {
-            sink(&labels, &r)?;
+            sink(&labels, &r, &sk)?;
         }
     }
     Ok(())
 }
 
+/// A series' sketches over `[mint, maxt]` from its block `parts` into `out` (cleared first),
+/// in time order; where blocks overlap, the earlier block's sketch wins.
+pub(crate) fn read_parts_sketches(
+    blocks: &[&Block],
+    parts: &[(usize, Vec<ChunkRef>)],
+    mint: i64,
+    maxt: i64,
+    out: &mut BucketSketches,
+) -> Result<(), BlockError> {
+    out.timestamps.clear();
+    out.sketches.clear();
+    let mut sorted = true;
+    for (i, crefs) in parts {
+        let start = out.timestamps.len();
+        blocks[*i].read_sketches(crefs, mint, maxt, &mut out.timestamps, &mut out.sketches)?;
+        if start > 0 && out.timestamps.get(start).is_some_and(|&t| t <= out.timestamps[start - 1]) {
+            sorted = false;
+        }
+    }
+    if !sorted {
+        // Stable: of equal timestamps, the earlier block's comes first and is kept.
+        let mut pairs: Vec<(i64, CompactDdSketch)> =
+            std::mem::take(&mut out.timestamps).into_iter().zip(std::mem::take(&mut out.sketches)).collect();
+        pairs.sort_by_key(|p| p.0);
+        pairs.dedup_by_key(|p| p.0);
+        (out.timestamps, out.sketches) = pairs.into_iter().unzip();
+    }
+    Ok(())
+}
+
 /// Writes one rollup block for `[a, b)` from `sources` (raw when `source_resolution_ms` is 0),
-/// recording `lineage` as its `compaction.sources`. Returns `None` (writing nothing) when the
-/// sources hold no data for the range. Series are streamed one at a time.
+/// recording `lineage` as its `compaction.sources`, with bucket sketches of relative accuracy
+/// `alpha` when given. Returns `None` (writing nothing) when the sources hold no data for the
+/// range. Series are streamed one at a time.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn build_block(
     blocks_dir: &std::path::Path,
     sources: &[Arc<Block>],
@@ -356,17 +411,18 @@ pub(crate) fn build_block(
     resolution_ms: i64,
     a: i64,
     b: i64,
+    alpha: Option<f64>,
     lineage: Vec<String>,
 ) -> Result<Option<BlockMeta>, BlockError> {
     let refs: Vec<&Block> = sources.iter().map(|b| b.as_ref()).collect();
     let mut writer: Option<BlockWriter> = None;
-    let mut sink = |labels: &Labels, r: &Rollups| -> Result<(), BlockError> {
+    let mut sink = |labels: &Labels, r: &Rollups, sk: &BucketSketches| -> Result<(), BlockError> {
         let w = match &mut writer {
             Some(w) => w,
             None => writer.insert(BlockWriter::new(blocks_dir, resolution_ms)?),
         };
         let ts = &r.timestamps[..];
-        w.add_series(
+        w.add_series_with_sketches(
             labels,
             &[
                 (Aggr::Count, ts, &r.count),
@@ -375,12 +431,14 @@ pub(crate) fn build_block(
                 (Aggr::Max, ts, &r.max),
                 (Aggr::Counter, ts, &r.counter),
             ],
+            &sk.timestamps,
+            &sk.sketches,
         )
     };
     if source_resolution_ms == 0 {
-        rollups_from_raw(&refs, resolution_ms, a, b, &mut sink)?;
+        rollups_from_raw(&refs, resolution_ms, a, b, alpha, &mut sink)?;
     } else {
-        rollups_from_rollups(&refs, source_resolution_ms, resolution_ms, a, b, &mut sink)?;
+        rollups_from_rollups(&refs, source_resolution_ms, resolution_ms, a, b, alpha, &mut sink)?;
     }
     match writer {
         Some(w) => Ok(Some(w.finish(a, b, BlockCompaction { level: 1, sources: lineage })?)),

@@ -33,6 +33,13 @@
 //! point here stands alone, so rollup blocks need no stitching and a coarser rollup's counter
 //! is the sum of the finer ones.
 //!
+//! # Sketches
+//!
+//! Optionally ([`BucketSketches`]), a bucket also keeps a DDSketch (telemetry-agg's
+//! `CompactDdSketch`) of its finite values, for quantiles within a relative accuracy `alpha`.
+//! DDSketch bins depend only on the value, so a coarse bucket's sketch, the merge of its fine
+//! buckets' sketches, equals the sketch of its raw values bin for bin.
+//!
 //! # Coarser from finer
 //!
 //! [`Rollups::coarsen`] builds resolution `R2` from resolution `R1` when `R1` divides `R2`:
@@ -43,6 +50,7 @@
 //! partial sums are representable); otherwise they differ by the rounding of a differently
 //! ordered sum (relative error below `n·ε` for `n` samples).
 
+use telemetry_agg::CompactDdSketch;
 use telemetry_core::is_stale_nan;
 use thiserror::Error;
 
@@ -89,6 +97,9 @@ pub enum RollupError {
         /// The resolution.
         resolution_ms: i64,
     },
+    /// A sketch parameter or merge was refused (named).
+    #[error("quantile sketch: {0}")]
+    Sketch(String),
 }
 
 /// The end of the bucket holding `t` at resolution `r` (> 0): the smallest multiple of `r`
@@ -281,6 +292,113 @@ impl Rollups {
     }
 }
 
+/// Quantile sketches per bucket: bucket ends (strictly increasing) and one sketch each.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BucketSketches {
+    /// Bucket ends (multiples of the resolution).
+    pub timestamps: Vec<i64>,
+    /// The sketch of each bucket.
+    pub sketches: Vec<CompactDdSketch>,
+}
+
+impl BucketSketches {
+    /// Sketches (relative accuracy `alpha`) of raw samples per bucket at `resolution_ms`: one
+    /// for every bucket [`Rollups::from_raw`] makes a point for (same timestamps), holding
+    /// its finite values (stale markers are no samples; NaN and ±Inf count in the rollup's
+    /// count but not in the sketch).
+    ///
+    /// # Errors
+    /// As [`Rollups::from_raw`]; [`RollupError::Sketch`] for an invalid `alpha`.
+    pub fn from_raw(
+        timestamps: &[i64],
+        values: &[f64],
+        resolution_ms: i64,
+        alpha: f64,
+    ) -> Result<BucketSketches, RollupError> {
+        check_resolution(resolution_ms)?;
+        check_series(timestamps, values)?;
+        let empty = CompactDdSketch::new(alpha).map_err(|e| RollupError::Sketch(e.to_string()))?;
+        let mut out = BucketSketches::default();
+        for (&t, &v) in timestamps.iter().zip(values) {
+            if is_stale_nan(v) {
+                continue;
+            }
+            let end = bucket_end(t, resolution_ms).ok_or(RollupError::Overflow { timestamp: t, resolution_ms })?;
+            if out.timestamps.last() != Some(&end) {
+                out.timestamps.push(end);
+                out.sketches.push(empty.clone());
+            }
+            if let Some(s) = out.sketches.last_mut() {
+                s.add(v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sketches at `to_ms` from these at `from_ms` (a divisor of `to_ms`), given `points`, the
+    /// bucket ends of every finer rollup point (strictly increasing; these sketches may cover
+    /// only some of them). A coarse bucket gets a sketch, the merge of its finer ones, only
+    /// when every finer point in it has one (otherwise its quantiles would miss values).
+    /// Sketches with an alpha other than `alpha` count as missing.
+    ///
+    /// # Errors
+    /// [`RollupError::NotMultiple`] / [`RollupError::InvalidResolution`];
+    /// [`RollupError::NotIncreasing`] for unordered points or sketch timestamps;
+    /// [`RollupError::LengthMismatch`] when the sketches and their timestamps differ in
+    /// length; [`RollupError::Sketch`] when a merge overflows.
+    pub fn coarsen(&self, points: &[i64], from_ms: i64, to_ms: i64, alpha: f64) -> Result<BucketSketches, RollupError> {
+        check_resolution(from_ms)?;
+        check_resolution(to_ms)?;
+        if to_ms % from_ms != 0 {
+            return Err(RollupError::NotMultiple { from_ms, to_ms });
+        }
+        if self.timestamps.len() != self.sketches.len() {
+            return Err(RollupError::LengthMismatch { timestamps: self.timestamps.len(), values: self.sketches.len() });
+        }
+        check_increasing(points)?;
+        check_increasing(&self.timestamps)?;
+        let mut out = BucketSketches::default();
+        let mut next = 0; // index into self
+        let mut i = 0;
+        while i < points.len() {
+            let end = bucket_end(points[i], to_ms)
+                .ok_or(RollupError::Overflow { timestamp: points[i], resolution_ms: to_ms })?;
+            let mut merged: Option<CompactDdSketch> = None;
+            let mut complete = true;
+            while i < points.len() && points[i] <= end {
+                let p = points[i];
+                while next < self.timestamps.len() && self.timestamps[next] < p {
+                    next += 1;
+                }
+                match self.sketches.get(next).filter(|s| self.timestamps[next] == p && s.alpha() == alpha) {
+                    Some(s) if complete => match &mut merged {
+                        Some(m) => m.merge(s).map_err(|e| RollupError::Sketch(e.to_string()))?,
+                        None => merged = Some(s.clone()),
+                    },
+                    Some(_) => {}
+                    None => complete = false,
+                }
+                i += 1;
+            }
+            if let (true, Some(m)) = (complete, merged) {
+                out.timestamps.push(end);
+                out.sketches.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Keeps only the sketches with `mint <= timestamp < maxt`.
+    pub fn retain_range(&mut self, mint: i64, maxt: i64) {
+        let lo = self.timestamps.partition_point(|&t| t < mint);
+        let hi = self.timestamps.partition_point(|&t| t < maxt);
+        self.sketches.truncate(hi);
+        self.sketches.drain(..lo);
+        self.timestamps.truncate(hi);
+        self.timestamps.drain(..lo);
+    }
+}
+
 fn check_resolution(resolution_ms: i64) -> Result<(), RollupError> {
     if resolution_ms <= 0 { Err(RollupError::InvalidResolution { resolution_ms }) } else { Ok(()) }
 }
@@ -327,6 +445,33 @@ mod tests {
 
     const M: i64 = 60_000;
     const H: i64 = 3_600_000;
+
+    #[test]
+    fn sketches_follow_the_rollup_buckets_and_merge_only_complete_buckets() {
+        let ts = [1, M, M + 1, 2 * M, 3 * M + 5, 3 * M + 6, H + 1];
+        let vs = [1.0, 2.0, STALE_NAN, f64::NAN, 4.0, -5.0, 7.0];
+        let r = Rollups::from_raw(&ts, &vs, M, None).unwrap();
+        let sk = BucketSketches::from_raw(&ts, &vs, M, 0.01).unwrap();
+        assert_eq!(sk.timestamps, r.timestamps);
+        let counts: Vec<u64> = sk.sketches.iter().map(|s| s.count()).collect();
+        // The NaN bucket has an empty sketch; stale markers are no samples.
+        assert_eq!(counts, vec![2, 0, 2, 1]);
+        let (lo, hi) = (sk.sketches[2].quantile(0.0).unwrap(), sk.sketches[2].quantile(1.0).unwrap());
+        assert!((lo + 5.0).abs() <= 0.05 && (hi - 4.0).abs() <= 0.04, "{lo} {hi}");
+        // Coarsening equals sketching the raw values at the coarse resolution...
+        let hour = sk.coarsen(&r.timestamps, M, H, 0.01).unwrap();
+        assert_eq!(hour, BucketSketches::from_raw(&ts, &vs, H, 0.01).unwrap());
+        // ...but a coarse bucket with a finer point lacking its sketch gets none.
+        let mut partial = sk.clone();
+        partial.timestamps.remove(1);
+        partial.sketches.remove(1);
+        let hour = partial.coarsen(&r.timestamps, M, H, 0.01).unwrap();
+        assert_eq!(hour.timestamps, vec![2 * H]);
+        // Sketches of another alpha count as missing.
+        assert!(sk.coarsen(&r.timestamps, M, H, 0.02).unwrap().timestamps.is_empty());
+        assert!(matches!(BucketSketches::from_raw(&ts, &vs, M, 1.5), Err(RollupError::Sketch(_))));
+        assert!(matches!(sk.coarsen(&r.timestamps, M, 90_000, 0.01), Err(RollupError::NotMultiple { .. })));
+    }
 
     /// PromQL's reset rule written out again, independent of the code under test.
     fn increase(values: &[f64], prev: Option<f64>) -> f64 {
@@ -446,6 +591,15 @@ mod tests {
             let window: Vec<f64> = ts.iter().zip(&vs).filter(|(t, _)| **t > lo && **t <= hi).map(|(_, v)| *v).collect();
             prop_assert_eq!(from_rollups, increase(&window, start));
             prop_assert_eq!(counter_increase(&window, start), increase(&window, start));
+        }
+
+        #[test]
+        fn hour_sketches_from_minutes_equal_hour_sketches_from_raw((ts, vs) in series()) {
+            let minutes = Rollups::from_raw(&ts, &vs, M, None).unwrap();
+            let sk = BucketSketches::from_raw(&ts, &vs, M, 0.01).unwrap();
+            prop_assert_eq!(&sk.timestamps, &minutes.timestamps);
+            let via_m = sk.coarsen(&minutes.timestamps, M, H, 0.01).unwrap();
+            prop_assert_eq!(via_m, BucketSketches::from_raw(&ts, &vs, H, 0.01).unwrap());
         }
 
         #[test]

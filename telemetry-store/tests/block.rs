@@ -126,6 +126,54 @@ fn rollup_kinds_share_timestamps() {
 }
 
 #[test]
+fn sketches_round_trip_and_damage_is_a_typed_error() {
+    use telemetry_agg::CompactDdSketch;
+    let dir = tempfile::tempdir().unwrap();
+    let ts: Vec<i64> = (1..=300).map(|i| i * 60_000).collect();
+    let count: Vec<f64> = vec![6.0; 300];
+    let sketches: Vec<CompactDdSketch> = (0..300)
+        .map(|i| {
+            let mut s = CompactDdSketch::new(0.01).unwrap();
+            for j in 0..6 {
+                s.add((i * 6 + j) as f64 % 97.0 - 20.0);
+            }
+            s
+        })
+        .collect();
+    // Sketches for every other bucket, cut into chunks of 64 like the other kinds.
+    let (sts, sks): (Vec<i64>, Vec<CompactDdSketch>) =
+        ts.iter().zip(&sketches).step_by(2).map(|(t, s)| (*t, s.clone())).unzip();
+    let opts = BlockWriterOptions { chunk_max_samples: 64, ..Default::default() };
+    let mut w = BlockWriter::with_options(dir.path(), 60_000, opts).unwrap();
+    w.add_series_with_sketches(&labels(1), &[(Aggr::Count, &ts, &count)], &sts, &sks).unwrap();
+    let e = w.add_series_with_sketches(&labels(2), &[], &sts[..2], &sks[..1]).unwrap_err();
+    assert!(matches!(e, BlockError::InvalidSamples { .. }), "{e}");
+    let meta = w.finish(0, 18_060_000, BlockCompaction::default()).unwrap();
+    assert_eq!(meta.stats.samples, 300, "sketches are not samples");
+    let bdir = dir.path().join(&meta.id);
+    let b = Block::open(&bdir).unwrap();
+    let (_, crefs) = b.series(0).unwrap();
+    let (mut t2, mut s2) = (Vec::new(), Vec::new());
+    b.read_sketches(&crefs, i64::MIN, i64::MAX, &mut t2, &mut s2).unwrap();
+    assert_eq!((&t2, &s2), (&sts, &sks));
+    // A range inside chunks.
+    let (mut t3, mut s3) = (Vec::new(), Vec::new());
+    b.read_sketches(&crefs, 100 * 60_000, 200 * 60_000, &mut t3, &mut s3).unwrap();
+    let want: Vec<usize> = (0..sts.len()).filter(|&i| (100 * 60_000..=200 * 60_000).contains(&sts[i])).collect();
+    assert_eq!(t3, want.iter().map(|&i| sts[i]).collect::<Vec<_>>());
+    assert_eq!(s3, want.iter().map(|&i| sks[i].clone()).collect::<Vec<_>>());
+    // Damage in a sketch chunk: the checksum catches it, named by file and offset.
+    let c = crefs.iter().find(|c| c.aggr == Aggr::Sketch).unwrap();
+    let seg = bdir.join("chunks/000001");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[c.offset as usize + 12] ^= 0x10;
+    std::fs::write(&seg, &bytes).unwrap();
+    let b = Block::open(&bdir).unwrap();
+    let e = b.read_sketches(&crefs, i64::MIN, i64::MAX, &mut Vec::new(), &mut Vec::new()).unwrap_err();
+    assert!(e.to_string().contains("000001") && e.to_string().contains("offset"), "{e}");
+}
+
+#[test]
 fn invalid_input_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = BlockWriter::new(dir.path(), 0).unwrap();

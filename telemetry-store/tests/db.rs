@@ -310,6 +310,7 @@ fn queries_with_a_coarse_step_read_the_rollup_tier() {
         tiers: TierConfig {
             raw_retention_ms: 1000 * D,
             tiers: vec![Tier { resolution_ms: R, retention_ms: 1000 * D, block_range_ms: D }],
+            ..Default::default()
         },
         ..opts()
     };

@@ -175,7 +175,8 @@ fn invalid_requests_and_damaged_logs_are_typed_errors() {
 #[test]
 fn deleted_ranges_do_not_reappear_through_rollups() {
     let dir = scratch();
-    let o = small_db_opts(SyncPolicy::Never);
+    let mut o = small_db_opts(SyncPolicy::Never);
+    o.tiers.sketch_alpha = Some(0.01);
     let series = vec![labels("x", 0), labels("x", 1)];
     let mut model = Model::new();
     let (db, _) = Db::open(dir.path(), o.clone()).unwrap();
@@ -223,6 +224,15 @@ fn deleted_ranges_do_not_reappear_through_rollups() {
     for blk in db.open_blocks().iter().filter(|b| b.meta().resolution_ms == 5_000) {
         for k in [Aggr::Count, Aggr::Sum, Aggr::Min, Aggr::Max, Aggr::Counter] {
             assert!(blk.select(&eq(&series[0]), 38_000, 59_999, k).unwrap().is_empty(), "{k:?} points remain");
+        }
+        // The sketches went with the other kinds, and the kept ones still line up with them.
+        if let Some(r) = blk.find_series(&series[0]).unwrap() {
+            let (_, crefs) = blk.series(r).unwrap();
+            let (mut ts, mut sk) = (Vec::new(), Vec::new());
+            blk.read_sketches(&crefs, i64::MIN, i64::MAX, &mut ts, &mut sk).unwrap();
+            let counts = blk.select(&eq(&series[0]), i64::MIN, i64::MAX, Aggr::Count).unwrap();
+            assert_eq!(ts, counts[0].1.timestamps);
+            assert!(sk.iter().zip(&counts[0].1.values).all(|(s, c)| s.count() as f64 == *c));
         }
     }
     check(&db);

@@ -55,6 +55,7 @@ fn opts() -> DbOptions {
         tiers: TierConfig {
             raw_retention_ms: i64::MAX / 4,
             tiers: vec![Tier { resolution_ms: 5_000, retention_ms: 300_000, block_range_ms: 60_000 }],
+            ..Default::default()
         },
         ..Default::default()
     }

@@ -14,8 +14,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use telemetry_agg::CompactDdSketch;
 use telemetry_core::{Labels, Matcher, STALE_NAN, SampleBatch, SelectHints, is_stale_nan};
 use telemetry_store::block::{Aggr, Block, BlockCompaction, BlockMeta, BlockWriter, open_blocks};
+use telemetry_store::rollup::BucketSketches;
 use telemetry_store::tier::{self, Segment, TierConfig};
 
 const S: i64 = 1_000;
@@ -131,6 +133,51 @@ fn read_back(blocks: &[&Arc<Block>], series: usize) -> BTreeMap<i64, [f64; 5]> {
     out
 }
 
+/// Relative accuracy of the sketches the tier tests keep.
+const ALPHA: f64 = 0.01;
+
+/// The bucket sketches of one series read from `blocks`.
+fn read_sketches_back(blocks: &[&Arc<Block>], series: usize) -> BucketSketches {
+    let mut out = BucketSketches::default();
+    for b in blocks {
+        let Some(r) = b.find_series(&labels(series)).unwrap() else { continue };
+        let (_, crefs) = b.series(r).unwrap();
+        b.read_sketches(&crefs, i64::MIN, i64::MAX, &mut out.timestamps, &mut out.sketches).unwrap();
+    }
+    out
+}
+
+/// The finite raw values of each bucket `(e − r, e]`, by bucket end.
+fn bucket_values(ts: &[i64], vs: &[f64], r: i64) -> BTreeMap<i64, Vec<f64>> {
+    let mut out: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+    for (&t, &v) in ts.iter().zip(vs) {
+        if !is_stale_nan(v) {
+            let vals = out.entry((t + r - 1).div_euclid(r) * r).or_default();
+            if v.is_finite() {
+                vals.push(v);
+            }
+        }
+    }
+    out
+}
+
+/// The sketch's quantiles against the exact order statistic of rank `⌊q · (n − 1)⌋` of
+/// `values`: within `ALPHA` of it (values of magnitude below 1e-9 answer 0).
+fn check_quantiles(sketch: &CompactDdSketch, values: &mut [f64], what: &str) {
+    values.sort_by(f64::total_cmp);
+    assert_eq!(sketch.count(), values.len() as u64, "{what}: count");
+    for q in [0.0, 0.25, 0.5, 0.9, 0.99, 1.0] {
+        let Some(est) = sketch.quantile(q) else {
+            assert!(values.is_empty(), "{what}: no quantile {q}");
+            continue;
+        };
+        let exact = values[(q * (values.len() - 1) as f64).floor() as usize];
+        let ok =
+            if exact.abs() < 1e-9 { est == 0.0 } else { (est - exact).abs() <= ALPHA * exact.abs() * (1.0 + 1e-12) };
+        assert!(ok, "{what}: quantile {q} estimated {est}, exact {exact}");
+    }
+}
+
 fn hints(start: i64, end: i64, step: i64, range: i64, func: Option<&str>) -> SelectHints {
     SelectHints {
         start_ms: start,
@@ -145,7 +192,7 @@ fn hints(start: i64, end: i64, step: i64, range: i64, func: Option<&str>) -> Sel
 fn run(n_series: usize, days: i64) {
     let tmp = tempfile::tempdir().unwrap();
     let blocks_dir = tmp.path().join("blocks");
-    let cfg = TierConfig::default();
+    let cfg = TierConfig { sketch_alpha: Some(ALPHA), ..TierConfig::default() };
     let hb = cfg.tiers[1].block_range_ms; // 28 days
     let hour_blocks = days * DAY / hb;
     let mut gens: Vec<Gen> = (0..n_series).map(Gen::new).collect();
@@ -187,7 +234,7 @@ fn run(n_series: usize, days: i64) {
     }
 
     // Every rollup point equals the direct computation from raw.
-    let mut checked = 0u64;
+    let (mut checked, mut sketches_checked) = (0u64, 0u64);
     for s in 0..n_series {
         let mut g = Gen::new(s);
         let (mut ts, mut vs) = (Vec::new(), Vec::new());
@@ -203,9 +250,23 @@ fn run(n_series: usize, days: i64) {
                 assert_eq!(g, w, "series {s} resolution {res} at {tg}: got {g:?} want {w:?}");
                 checked += 1;
             }
+            // Every rollup point has a sketch, bin for bin the one of its raw values (the
+            // hour's built by merging the minutes'), and its quantiles are within ALPHA of
+            // the exact ones.
+            let sk = read_sketches_back(&refs, s);
+            assert_eq!(sk.timestamps, want.keys().copied().collect::<Vec<_>>(), "series {s} resolution {res}");
+            let mut direct = BucketSketches::from_raw(&ts, &vs, res, ALPHA).unwrap();
+            direct.retain_range(T0, covered_to);
+            assert!(sk == direct, "series {s} resolution {res}: sketches differ from the direct ones");
+            let mut values = bucket_values(&ts, &vs, res);
+            for (t, sketch) in sk.timestamps.iter().zip(&sk.sketches) {
+                check_quantiles(sketch, values.get_mut(t).unwrap(), &format!("series {s} resolution {res} at {t}"));
+                sketches_checked += 1;
+            }
         }
     }
     assert!(checked > 0);
+    assert_eq!(sketches_checked, checked);
 
     // Routing: 1 h at 15 s reads raw; 1 d at 2 min the 1-minute tier; 30 d at 1 h the 1-hour
     // tier, with the days after the last complete week from the 1-minute tier.
@@ -382,6 +443,7 @@ fn run_db(n_series: usize) {
     let tmp = tempfile::tempdir().unwrap();
     let mut opts = DbOptions::default();
     opts.head.wal.sync = SyncPolicy::Never;
+    opts.tiers.sketch_alpha = Some(ALPHA);
     let cfg = opts.tiers.clone();
     let (db, _) = Db::open(tmp.path(), opts).unwrap();
     let days = 30;
@@ -447,5 +509,31 @@ fn run_db(n_series: usize) {
     for (t, v) in first_week {
         assert_eq!(t % H, 0, "a 1-hour rollup point");
         assert_eq!(v, want[&t][3]);
+    }
+    // quantile_over_time(0.9, …[1h]) at a 1-hour step: one sample per step from the hour's
+    // sketch, within ALPHA of the raw order statistic; and over [1d] at a 1-day step, from
+    // the merge of the day's 24 hour sketches.
+    let mut values = bucket_values(&ts, &vs, H);
+    let mut day_values = bucket_values(&ts, &vs, DAY);
+    for (range, values) in [(H, &mut values), (DAY, &mut day_values)] {
+        let mut qh = self::hints(T0, T0 + 7 * DAY, range, range, Some("quantile_over_time"));
+        qh.quantile = Some(0.9);
+        let mut set = q.select(&qh, &[Matcher::equal("series", "0001")]).unwrap();
+        let batch = set.next().unwrap().unwrap().samples.collect_all().unwrap();
+        // (The rest of the querier's 30 days comes raw from the other tiers.)
+        let week: Vec<(i64, f64)> = batch
+            .timestamps
+            .iter()
+            .zip(&batch.values)
+            .filter(|(t, _)| **t <= T0 + 7 * DAY)
+            .map(|(t, v)| (*t, *v))
+            .collect();
+        assert_eq!(week.len() as i64, 7 * DAY / range, "range {range}");
+        for (t, v) in &week {
+            let vals = values.get_mut(t).unwrap();
+            vals.sort_by(f64::total_cmp);
+            let exact = vals[(0.9 * (vals.len() - 1) as f64).floor() as usize];
+            assert!((v - exact).abs() <= ALPHA * exact.abs() * (1.0 + 1e-12), "range {range} at {t}: {v} vs {exact}");
+        }
     }
 }

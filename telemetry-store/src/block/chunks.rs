@@ -11,7 +11,8 @@
 //! └──────────────────────────────────────────────┘
 //! ```
 //!
-//! Chunk bytes are telemetry-compress `store` chunks. A segment is closed once it would grow
+//! Chunk bytes are telemetry-compress `store` chunks, or for [`Aggr::Sketch`] the layout of
+//! the `sketches` module. A segment is closed once it would grow
 //! past the writer's size cap (512 MiB by default).
 //!
 //! # Chunk references (a series' `meta` bytes in the index)

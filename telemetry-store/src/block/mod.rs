@@ -8,7 +8,8 @@
 //!   chunks/000001 …         segment files of chunks, each chunk with its length and CRC32C
 //! ```
 //!
-//! Chunks are telemetry-compress `store` chunks, re-cut per series and per [`Aggr`] kind to
+//! Chunks are telemetry-compress `store` chunks (the optional [`Aggr::Sketch`] kind: one
+//! DDSketch per rollup bucket, see [`Block::read_sketches`]), re-cut per series and per [`Aggr`] kind to
 //! at most [`BlockWriterOptions::chunk_max_samples`] samples (2,048 by default; the head's
 //! chunks hold 120). [`BlockWriter`] writes `<id>.tmp`, syncs every file and directory and
 //! renames it into place; [`delete_block`] renames to `<id>.deleted` before removing;
@@ -43,6 +44,11 @@ pub enum Aggr {
     /// (per interval, not cumulative; [`crate::tier::rollup_samples`] sums it into a running
     /// total), so `rate` over rollups stays correct.
     Counter = 5,
+    /// A DDSketch of the raw values of the rollup interval (telemetry-agg's
+    /// `CompactDdSketch`), for quantiles over rollups; optional ([`crate::tier::TierConfig`]'s
+    /// `sketch_alpha`). Its chunks are not `store` chunks: layout in the `sketches` source
+    /// module. Read with [`Block::read_sketches`].
+    Sketch = 6,
 }
 
 /// A block's compaction lineage.
@@ -90,6 +96,7 @@ pub struct BlockMeta {
 mod chunks;
 mod error;
 mod reader;
+mod sketches;
 mod writer;
 
 pub use chunks::{ChunkRef, SEGMENT_MAGIC};
@@ -106,7 +113,7 @@ pub const CHUNKS_DIR: &str = "chunks";
 
 impl Aggr {
     /// All kinds, in byte order.
-    pub const ALL: [Aggr; 6] = [Aggr::Raw, Aggr::Count, Aggr::Sum, Aggr::Min, Aggr::Max, Aggr::Counter];
+    pub const ALL: [Aggr; 7] = [Aggr::Raw, Aggr::Count, Aggr::Sum, Aggr::Min, Aggr::Max, Aggr::Counter, Aggr::Sketch];
 
     /// The kind stored as byte `b` in a chunk reference.
     pub fn from_u8(b: u8) -> Option<Aggr> {

@@ -2,11 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
+use telemetry_agg::CompactDdSketch;
 use telemetry_compress::{ChunkError, decode_store_chunk, decode_store_values};
 use telemetry_core::{Labels, Matcher, SampleBatch, matches_all};
 use telemetry_index::{BlockIndex, IndexReader, SymbolCache};
 
 use super::chunks::{ChunkRef, Verified, check_header, chunk_bytes, decode_refs, segment_path};
+use super::sketches::decode_sketch_chunk;
 use super::{Aggr, BlockError, BlockMeta, CHUNKS_DIR, INDEX_FILE, META_FILE};
 
 /// An open, immutable block: its `meta.json`, its index (memory-mapped) and its chunk
@@ -190,6 +192,37 @@ impl Block {
                 out.values.truncate(hi);
                 out.timestamps.drain(start..lo);
                 out.values.drain(start..lo);
+            }
+        }
+        Ok(())
+    }
+
+    /// The quantile sketches ([`Aggr::Sketch`]) of a series with chunk references `refs` whose
+    /// bucket ends lie in `[mint, maxt]`, appended to `ts` and `out` in time order.
+    ///
+    /// # Errors
+    /// [`BlockError::Corrupt`] naming the segment file and the chunk's offset when a chunk is
+    /// damaged (checksum, layout, a sketch that does not decode).
+    pub fn read_sketches(
+        &self,
+        refs: &[ChunkRef],
+        mint: i64,
+        maxt: i64,
+        ts: &mut Vec<i64>,
+        out: &mut Vec<CompactDdSketch>,
+    ) -> Result<(), BlockError> {
+        for c in refs.iter().filter(|c| c.aggr == Aggr::Sketch && c.max_t >= mint && c.min_t <= maxt) {
+            let (start, first) = (ts.len(), out.len());
+            decode_sketch_chunk(self.chunk_data(c)?, ts, out).map_err(|e| {
+                BlockError::corrupt(segment_path(&self.dir, c.segment), c.offset, format!("sketch chunk: {e}"))
+            })?;
+            if c.min_t < mint || c.max_t > maxt {
+                let lo = ts[start..].partition_point(|&t| t < mint);
+                let hi = ts[start..].partition_point(|&t| t <= maxt);
+                ts.truncate(start + hi);
+                out.truncate(first + hi);
+                ts.drain(start..start + lo);
+                out.drain(first..first + lo);
             }
         }
         Ok(())

@@ -5,10 +5,12 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use telemetry_agg::CompactDdSketch;
 use telemetry_compress::{STORE_MAX_SAMPLES, StoreOptions, encode_store_chunk_with};
 use telemetry_core::Labels;
 
 use super::chunks::{ChunkRef, SEGMENT_MAGIC, SEGMENT_VERSION, encode_refs, segment_path};
+use super::sketches::encode_sketch_chunk;
 use super::{Aggr, BlockCompaction, BlockError, BlockMeta, BlockStats, CHUNKS_DIR, INDEX_FILE, META_FILE};
 use crate::record::put_uvarint;
 
@@ -210,36 +212,65 @@ impl BlockWriter {
     /// do not increase strictly, or the labels are empty; [`BlockError::Encode`];
     /// [`BlockError::Io`].
     pub fn add_series(&mut self, labels: &Labels, data: &[(Aggr, &[i64], &[f64])]) -> Result<(), BlockError> {
+        self.add_series_with_sketches(labels, data, &[], &[])
+    }
+
+    /// [`add_series`](Self::add_series) for a rollup series with, besides its aggregates, a
+    /// quantile sketch per bucket: `sketches[i]` for the bucket ending at `sketch_ts[i]`
+    /// (strictly increasing; any subset of the buckets; all sketches with one alpha). They
+    /// are stored as [`Aggr::Sketch`] chunks, cut like the other kinds. Sketch points are not
+    /// counted in the block's `samples`.
+    ///
+    /// # Errors
+    /// As [`add_series`](Self::add_series); [`BlockError::InvalidSamples`] when the sketches
+    /// and their timestamps differ in length or the alphas differ.
+    pub fn add_series_with_sketches(
+        &mut self,
+        labels: &Labels,
+        data: &[(Aggr, &[i64], &[f64])],
+        sketch_ts: &[i64],
+        sketches: &[CompactDdSketch],
+    ) -> Result<(), BlockError> {
         let invalid = |reason: String| BlockError::InvalidSamples { series: labels.to_string(), reason };
         if labels.is_empty() {
             return Err(invalid("empty label set".into()));
         }
         self.refs.clear();
         let max = self.opts.chunk_max_samples.clamp(1, STORE_MAX_SAMPLES);
-        for &(aggr, ts, vs) in data {
-            if ts.len() != vs.len() {
-                return Err(invalid(format!("{:?}: {} timestamps but {} values", aggr, ts.len(), vs.len())));
+        let sketch_part = (Aggr::Sketch, sketch_ts, sketch_ts.len(), sketches.len());
+        let parts =
+            data.iter().map(|&(aggr, ts, vs)| (aggr, ts, ts.len(), vs.len())).chain(std::iter::once(sketch_part));
+        for (i, (aggr, ts, n, nv)) in parts.enumerate() {
+            if n != nv {
+                return Err(invalid(format!("{aggr:?}: {n} timestamps but {nv} values")));
             }
             if let Some(i) = ts.windows(2).position(|w| w[1] <= w[0]) {
                 return Err(invalid(format!("{aggr:?}: timestamp {} follows {}", ts[i + 1], ts[i])));
             }
-            if ts.is_empty() {
+            if n == 0 {
                 continue;
             }
-            let n = ts.len();
-            let parts = n.div_ceil(max);
-            let per = n.div_ceil(parts);
+            let chunks = n.div_ceil(max);
+            let per = n.div_ceil(chunks);
             let mut start = 0;
             while start < n {
                 let end = (start + per).min(n);
                 self.buf.clear();
-                encode_store_chunk_with(&ts[start..end], &vs[start..end], &self.encoding, &mut self.buf)
-                    .map_err(|source| BlockError::Encode { series: labels.to_string(), source })?;
+                match data.get(i) {
+                    Some(&(_, _, vs)) => {
+                        encode_store_chunk_with(&ts[start..end], &vs[start..end], &self.encoding, &mut self.buf)
+                            .map_err(|source| BlockError::Encode { series: labels.to_string(), source })?;
+                    }
+                    None => encode_sketch_chunk(&ts[start..end], &sketches[start..end], &mut self.buf)
+                        .map_err(|e| invalid(format!("sketches: {e}")))?,
+                }
                 let len = self.buf.len();
                 self.write_chunk(aggr, &ts[start..end], len)?;
                 start = end;
             }
-            self.samples += n as u64;
+            if i < data.len() {
+                self.samples += n as u64;
+            }
         }
         if self.refs.is_empty() {
             return Ok(());

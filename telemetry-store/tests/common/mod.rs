@@ -38,6 +38,7 @@ pub fn small_db_opts(sync: SyncPolicy) -> DbOptions {
         tiers: TierConfig {
             raw_retention_ms: i64::MAX / 4,
             tiers: vec![Tier { resolution_ms: 5_000, retention_ms: i64::MAX / 4, block_range_ms: 30_000 }],
+            ..Default::default()
         },
         block: telemetry_store::block::BlockWriterOptions { chunk_max_samples: 7, ..Default::default() },
     }
