@@ -16,7 +16,8 @@
 //! the NaNs.
 //!
 //! A second table writes the same data straight through `BlockWriter` with other chunk sizes
-//! (the head cuts 120-sample chunks; blocks re-cut them).
+//! (the head cuts 120-sample chunks; blocks re-cut them). A third writes the capture's rollups
+//! (1-minute and 1-hour buckets) with and without a quantile sketch per bucket.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -27,6 +28,7 @@ use telemetry_core::format::text::{Entry, Flavor, TextDecoder};
 use telemetry_core::{Labels, Queryable, SelectHints};
 use telemetry_store::block::{Aggr, BlockCompaction, BlockWriter, BlockWriterOptions};
 use telemetry_store::db::{Db, DbOptions};
+use telemetry_store::rollup::{BucketSketches, Rollups};
 use telemetry_store::{HeadOptions, SyncPolicy};
 
 type Series = BTreeMap<Labels, (Vec<i64>, Vec<f64>)>;
@@ -222,6 +224,50 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let m = w.finish(0, i64::MAX, BlockCompaction::default())?;
         let (c, i, _) = sizes(&sweep.join(&m.id))?;
         println!("| {max} | {} | {:.3} | {:.3} |", m.stats.chunks, per(c, samples), per(c + i, samples));
+    }
+    let _ = std::fs::remove_dir_all(&sweep);
+
+    // Rollup blocks of the capture with and without quantile sketches.
+    println!();
+    println!(
+        "| rollup blocks of the capture | points | bytes, 5 aggregates | with sketches (alpha 0.01) | sketch bytes/point |"
+    );
+    println!("|---|---|---|---|---|");
+    for (name, res) in [("1-minute", 60_000i64), ("1-hour", 3_600_000)] {
+        let mut bytes = [0u64; 2];
+        let mut points = 0u64;
+        for (k, with_sketches) in [false, true].into_iter().enumerate() {
+            let _ = std::fs::remove_dir_all(&sweep);
+            let mut w = BlockWriter::new(&sweep, res)?;
+            points = 0;
+            for (l, (ts, vs)) in &series {
+                let r = Rollups::from_raw(ts, vs, res, None)?;
+                let sk = if with_sketches {
+                    BucketSketches::from_raw(ts, vs, res, 0.01)?
+                } else {
+                    BucketSketches::default()
+                };
+                let t = &r.timestamps[..];
+                let data = [
+                    (Aggr::Count, t, &r.count[..]),
+                    (Aggr::Sum, t, &r.sum[..]),
+                    (Aggr::Min, t, &r.min[..]),
+                    (Aggr::Max, t, &r.max[..]),
+                    (Aggr::Counter, t, &r.counter[..]),
+                ];
+                w.add_series_with_sketches(l, &data, &sk.timestamps, &sk.sketches)?;
+                points += r.len() as u64;
+            }
+            let m = w.finish(0, i64::MAX, BlockCompaction::default())?;
+            let (c, i, _) = sizes(&sweep.join(&m.id))?;
+            bytes[k] = c + i;
+        }
+        println!(
+            "| {name} | {points} | {} | {} | {:.1} |",
+            bytes[0],
+            bytes[1],
+            (bytes[1] - bytes[0]) as f64 / points as f64
+        );
     }
     let _ = std::fs::remove_dir_all(&sweep);
     if keep.is_none() {

@@ -534,6 +534,10 @@ pub fn rollup_samples(
     rollup_samples_blocks(func, &[block], matchers, mint, maxt)
 }
 
+/// Most evaluation times one [`rollup_quantiles_blocks`] read answers (Prometheus's API allows
+/// 11,000 points per series).
+pub const MAX_QUANTILE_STEPS: i128 = 1_000_000;
+
 /// `quantile_over_time(φ, sel[range])` from the bucket sketches of rollup `blocks` of one tier
 /// (as [`rollup_samples_blocks`]: any order, overlapping blocks merged, the earlier winning),
 /// per series sorted by labels, over `[mint, maxt]`.
@@ -555,7 +559,8 @@ pub fn rollup_samples(
 /// ([`aggregates_for`]).
 ///
 /// # Errors
-/// [`BlockError`] reading a block; [`BlockError::Config`] when `hints.quantile` is `None`.
+/// [`BlockError`] reading a block; [`BlockError::Config`] when `hints.quantile` is `None` or
+/// the range holds more than [`MAX_QUANTILE_STEPS`] evaluation times.
 pub fn rollup_quantiles_blocks(
     hints: &SelectHints,
     blocks: &[&Block],
@@ -571,19 +576,26 @@ pub fn rollup_quantiles_blocks(
     let mut out = Vec::new();
     let (mut count, mut aux) = (SampleBatch::default(), SampleBatch::default());
     let mut sketches = BucketSketches::default();
-    // Evaluation times in [mint, maxt], ascending.
-    let mut times: Vec<i64> = Vec::new();
-    let mut t = hints.end_ms;
-    while t >= mint {
-        if t <= maxt {
-            times.push(t);
-        }
-        if hints.step_ms <= 0 {
-            break;
-        }
-        t = t.saturating_sub(hints.step_ms);
+    // Evaluation times in [mint, maxt], ascending: end − k·step, the first at or before maxt.
+    let (end, step) = (i128::from(hints.end_ms), i128::from(hints.step_ms.max(0)));
+    let last = match (end > i128::from(maxt), step) {
+        (false, _) => end,
+        (true, 0) => i128::MIN,
+        (true, s) => end - (end - i128::from(maxt) + s - 1) / s * s,
+    };
+    let n_times = match (last >= i128::from(mint), step) {
+        (false, _) => 0,
+        (true, 0) => 1,
+        (true, s) => (last - i128::from(mint)) / s + 1,
+    };
+    if n_times > MAX_QUANTILE_STEPS {
+        return Err(BlockError::Config(format!(
+            "{n_times} evaluation times in [{mint}, {maxt}] at a step of {} ms; at most {MAX_QUANTILE_STEPS}",
+            hints.step_ms
+        )));
     }
-    times.reverse();
+    // ok: every time lies in [mint, maxt], so fits an i64
+    let times: Vec<i64> = (0..n_times).rev().map(|k| (last - k * step) as i64).collect();
     while let Some((labels, parts)) = merge.next_series()? {
         read_parts(&order, &parts, Aggr::Count, mint, maxt, 0, &mut count)?;
         read_parts_sketches(&order, &parts, mint, maxt, &mut sketches)?;
@@ -1125,6 +1137,67 @@ mod tests {
         cfg.tiers[0].resolution_ms = 0;
         let err = maintain(Path::new("/nonexistent"), &cfg, &[], 0).unwrap_err();
         assert!(matches!(err, BlockError::Config(ref m) if m.contains("tier 0")), "{err}");
+    }
+
+    /// Quantiles from sketches: evaluation times from the hints' end and step, windows of the
+    /// hints' range, the fallback for a series without sketches, and bad hints.
+    #[test]
+    fn quantiles_from_sketches_follow_the_evaluation_times() {
+        use crate::block::{BlockCompaction, BlockWriter};
+        use telemetry_agg::CompactDdSketch;
+        let tmp = tempfile::tempdir().unwrap();
+        let mut w = BlockWriter::new(tmp.path(), M).unwrap();
+        let ts: Vec<i64> = (1..=120).map(|i| i * M).collect();
+        // Bucket i holds the values 10·i + 1 ..= 10·i + 6.
+        let vals = |i: i64| (1..=6).map(move |j| (10 * i + j) as f64);
+        let sketches: Vec<CompactDdSketch> = (1..=120)
+            .map(|i| {
+                let mut s = CompactDdSketch::new(0.01).unwrap();
+                vals(i).for_each(|v| s.add(v));
+                s
+            })
+            .collect();
+        let count = vec![6.0; 120];
+        let sum: Vec<f64> = (1..=120).map(|i| vals(i).sum()).collect();
+        let data: [(Aggr, &[i64], &[f64]); 2] = [(Aggr::Count, &ts, &count), (Aggr::Sum, &ts, &sum)];
+        let a = Labels::from_pairs([("__name__", "m"), ("s", "a")]).unwrap();
+        let b = Labels::from_pairs([("__name__", "m"), ("s", "b")]).unwrap();
+        w.add_series_with_sketches(&a, &data, &ts, &sketches).unwrap();
+        w.add_series(&b, &data).unwrap();
+        w.finish(0, 121 * M, BlockCompaction::default()).unwrap();
+        let blocks = crate::block::open_blocks(tmp.path()).unwrap();
+        let refs: Vec<&Block> = blocks.iter().collect();
+        let q = |end: i64, step: i64, range: i64, phi: f64, mint: i64, maxt: i64| {
+            let mut h = hints(0, end, step, range, Some("quantile_over_time"));
+            h.quantile = Some(phi);
+            rollup_quantiles_blocks(&h, &refs, &[], mint, maxt)
+        };
+        // Step 10 min, range 10 min, end 115 min past maxt 110 min: times 105, 95, …, 5 min.
+        let got = q(115 * M, 10 * M, 10 * M, 1.0, M, 110 * M).unwrap();
+        let sa = &got[0].1;
+        assert_eq!(sa.timestamps, (0..11).map(|k| 5 * M + k * 10 * M).collect::<Vec<_>>());
+        // The window (t − 10 min, t] holds buckets t/M − 9 ..= t/M: its largest value is
+        // 10 · (t/M) + 6, within 1 %.
+        for (t, v) in sa.timestamps.iter().zip(&sa.values) {
+            let exact = (10 * (t / M) + 6) as f64;
+            assert!((v - exact).abs() <= 0.01 * exact, "{t}: {v} vs {exact}");
+        }
+        // φ = 0 over a one-bucket window is the bucket's smallest value.
+        let got = q(60 * M, 0, M, 0.0, M, 120 * M).unwrap();
+        assert_eq!(got[0].1.timestamps, vec![60 * M]);
+        assert!((got[0].1.values[0] - 601.0).abs() <= 6.01);
+        // Out-of-range φ, as PromQL.
+        assert_eq!(q(60 * M, 0, M, -1.0, M, 120 * M).unwrap()[0].1.values, vec![f64::NEG_INFINITY]);
+        assert_eq!(q(60 * M, 0, M, 2.0, M, 120 * M).unwrap()[0].1.values, vec![f64::INFINITY]);
+        // The series without sketches reads as bucket averages.
+        assert_eq!(got[1].0, b);
+        assert_eq!(got[1].1.values[59], 603.5);
+        assert_eq!(got[1].1.len(), 120);
+        // No endless walk down to i64::MIN; too many steps is an error, no φ is an error.
+        assert_eq!(q(i64::MAX, 0, M, 0.5, i64::MIN, 120 * M).unwrap().len(), 1);
+        assert!(matches!(q(120 * M, 1, M, 0.5, i64::MIN, 120 * M), Err(BlockError::Config(_))));
+        let h = hints(0, M, M, M, Some("quantile_over_time"));
+        assert!(matches!(rollup_quantiles_blocks(&h, &refs, &[], 0, M), Err(BlockError::Config(_))));
     }
 
     #[test]
