@@ -17,7 +17,11 @@
 //! order), which shows the cost of reading without that of holding the whole result (280 MB
 //! for `2y-1h`).
 //!
-//! Besides criterion's wall-time figures it prints, per case, the median of 7 reads by wall
+//! Two more cases read `quantile_over_time(0.99, …)` at a 1-hour and a 1-day step (and range)
+//! from 1-hour blocks that keep a quantile sketch per bucket ([`tier::rollup_quantiles_blocks`]):
+//! one sketch per window, or 24 merged.
+//!
+//! For the `2y-1h` and `24h-1m` cases it also prints, besides criterion's figures, the median of 7 reads by wall
 //! time, by the calling thread's CPU time and by the process's CPU time (all threads: a read
 //! of many series is split over up to 4 threads). On a loaded machine the CPU times are the
 //! cost; the wall time is what a query waits.
@@ -33,6 +37,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use telemetry_agg::CompactDdSketch;
 use telemetry_core::{Labels, Matcher, SelectHints};
 use telemetry_store::block::{Aggr, Block, BlockCompaction, BlockMeta, BlockWriter, open_blocks};
 use telemetry_store::tier::{self, TierConfig};
@@ -98,6 +103,33 @@ fn write_rollup_block(dir: &Path, res: i64, a: i64, b: i64) {
     w.finish(a, b, BlockCompaction::default()).unwrap();
 }
 
+/// 1-hour rollup blocks over `[a, b)` with a quantile sketch per bucket (six values of a
+/// gauge between 20 and 70 each, relative accuracy 0.01) beside the count and sum.
+fn write_sketch_block(dir: &Path, a: i64, b: i64) {
+    let mut w = BlockWriter::new(dir, H).unwrap();
+    let ts: Vec<i64> = (a..b).step_by(H as usize).collect();
+    let empty = CompactDdSketch::new(0.01).unwrap();
+    for i in 0..SERIES {
+        let (mut count, mut sum, mut sketches) = (vec![], vec![], vec![]);
+        for &t in &ts {
+            let mut s = empty.clone();
+            let mut total = 0.0;
+            let base = 40.0 + 20.0 * ((t / H) as f64 / 24.0 + i as f64).sin();
+            for j in 0..6u64 {
+                let v = ((base + (mix((i as u64) << 40 ^ t as u64 ^ j) % 1000) as f64 / 100.0) * 100.0).round() / 100.0;
+                s.add(v);
+                total += v;
+            }
+            count.push(6.0);
+            sum.push(total);
+            sketches.push(s);
+        }
+        let data: [(Aggr, &[i64], &[f64]); 2] = [(Aggr::Count, &ts, &count), (Aggr::Sum, &ts, &sum)];
+        w.add_series_with_sketches(&labels(i), &data, &ts, &sketches).unwrap();
+    }
+    w.finish(a, b, BlockCompaction::default()).unwrap();
+}
+
 /// The 1-hour tier's block range: the default configuration's (`QUERY_BENCH_HOUR_BLOCK_DAYS`
 /// overrides it, to compare layouts).
 fn hour_block_range() -> i64 {
@@ -123,6 +155,8 @@ struct Store {
     _tmp: Option<tempfile::TempDir>,
     blocks: Vec<Arc<Block>>,
     metas: Vec<BlockMeta>,
+    /// 1-hour blocks over the same two years with sketches.
+    sketch_blocks: Vec<Arc<Block>>,
 }
 
 fn build() -> Store {
@@ -148,11 +182,29 @@ fn build() -> Store {
         write_rollup_block(&dir, M, NOW - 2 * DAY, NOW - DAY);
         write_rollup_block(&dir, M, NOW - DAY, NOW);
     }
+    let sketch_dir = dir.with_file_name("sketch-blocks");
+    if open_blocks(&sketch_dir).map(|b| b.is_empty()).unwrap_or(true) {
+        let range = hour_block_range();
+        let mut a = NOW - (730 * DAY + range - 1) / range * range;
+        while a < NOW {
+            write_sketch_block(&sketch_dir, a, a + range);
+            a += range;
+        }
+    }
     let blocks: Vec<Arc<Block>> = open_blocks(&dir).unwrap().into_iter().map(Arc::new).collect();
     let metas: Vec<BlockMeta> = blocks.iter().map(|b| b.meta().clone()).collect();
     let bytes: u64 = metas.iter().map(|m| m.stats.bytes).sum();
-    eprintln!("setup: {} blocks, {:.1} MB, written in {:.1?}", metas.len(), bytes as f64 / 1e6, t.elapsed());
-    Store { _tmp: tmp, blocks, metas }
+    let sketch_blocks: Vec<Arc<Block>> = open_blocks(&sketch_dir).unwrap().into_iter().map(Arc::new).collect();
+    let sketch_bytes: u64 = sketch_blocks.iter().map(|b| b.meta().stats.bytes).sum();
+    eprintln!(
+        "setup: {} blocks, {:.1} MB; {} blocks with sketches, {:.1} MB; written in {:.1?}",
+        metas.len(),
+        bytes as f64 / 1e6,
+        sketch_blocks.len(),
+        sketch_bytes as f64 / 1e6,
+        t.elapsed()
+    );
+    Store { _tmp: tmp, blocks, metas, sketch_blocks }
 }
 
 /// A query's read: route, plan, then the chosen tier's blocks in the planned range; with
@@ -235,6 +287,28 @@ fn bench(c: &mut Criterion) {
                 g.bench_function(id, |b| b.iter(|| read(&store, &hints, &matchers, each)));
             }
         }
+    }
+    // quantile_over_time(0.99, …) over two years from the sketches: windows of one hour (one
+    // sketch each) and of one day (24 merged).
+    for (name, step) in [("2y-1h/quantile_over_time", H), ("2y-1d/quantile_over_time", DAY)] {
+        if std::env::var("QUERY_BENCH_ONLY").is_ok_and(|only| !name.contains(&only)) {
+            continue;
+        }
+        let hints = SelectHints {
+            start_ms: NOW - 730 * DAY,
+            end_ms: NOW - 1 - (NOW - 1) % step,
+            step_ms: step,
+            range_ms: step,
+            func: Some("quantile_over_time".into()),
+            quantile: Some(0.99),
+            ..Default::default()
+        };
+        let blocks: Vec<&Block> = store.sketch_blocks.iter().map(|b| b.as_ref()).collect();
+        let read = || tier::rollup_quantiles_blocks(&hints, &blocks, &matchers, hints.start_ms, NOW - 1).unwrap();
+        let out = read();
+        assert_eq!(out.len(), SERIES);
+        assert!(out[0].1.len() as i64 >= 730 * DAY / step - 1, "{name}: {} points", out[0].1.len());
+        g.bench_function(name, |b| b.iter(read));
     }
     g.finish();
 }
