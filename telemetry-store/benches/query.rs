@@ -21,9 +21,9 @@
 //! from 1-hour blocks that keep a quantile sketch per bucket ([`tier::rollup_quantiles_blocks`]):
 //! one sketch per window, or 24 merged.
 //!
-//! For the `2y-1h` and `24h-1m` cases it also prints, besides criterion's figures, the median of 7 reads by wall
-//! time, by the calling thread's CPU time and by the process's CPU time (all threads: a read
-//! of many series is split over up to 4 threads). On a loaded machine the CPU times are the
+//! For the `2y-1h` and `24h-1m` cases it also prints, besides criterion's figures, the median
+//! of 7 reads by wall time, by the calling thread's CPU time and by the process's CPU time (all
+//! threads: a read of many series is split over up to 4 threads). On a loaded machine the CPU times are the
 //! cost; the wall time is what a query waits.
 //!
 //! Run: `cargo bench -p telemetry-store --bench query -- --warm-up-time 1 --measurement-time 3`

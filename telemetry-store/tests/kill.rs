@@ -57,7 +57,6 @@ fn opts() -> DbOptions {
             tiers: vec![Tier { resolution_ms: 5_000, retention_ms: 300_000, block_range_ms: 60_000 }],
             // Downsampling writes sketch chunks too, so kills land in them as well.
             sketch_alpha: Some(0.01),
-            ..Default::default()
         },
         ..Default::default()
     }
