@@ -63,6 +63,12 @@
 //! output is a function of the bins alone (the decoder also accepts over-long varints). Sketches can be concatenated: [`CompactDdSketch::decode`] returns
 //! the number of bytes it consumed.
 //!
+//! To fold many encoded buckets into one window, keep one accumulator and call
+//! [`CompactDdSketch::merge_encoded`] on each encoding (same result as decode then merge, no
+//! temporary sketch; [`CompactDdSketch::clear`] readies the accumulator for the next window
+//! without freeing its bins). [`CompactDdSketch::quantile_of_encoded`] reads a quantile straight
+//! from an encoding.
+//!
 //! Sizes (alpha 0.01, unit test `encoded_sizes_of_rollup_buckets`): one hour of a gauge
 //! sampled every 10 s (360 values spread over 40..=60) spans 21 bins and encodes in 27 bytes;
 //! one minute (6 values) in 10 to 27 bytes (the run is dense: each empty bin between two
@@ -218,6 +224,54 @@ impl Run {
         lo > wanted_lo
     }
 
+    /// Adds the counts of a validated run of `bytes` (see [`RunSpan`]), exactly as
+    /// [`merge`](Self::merge) adds a decoded run; returns whether bins were folded. Reuses the
+    /// run's capacity and allocates only when the run grows beyond it.
+    fn merge_span(&mut self, bytes: &[u8], span: RunSpan) -> bool {
+        if span.nbins == 0 {
+            return false;
+        }
+        let mut p = span.at;
+        if self.counts.is_empty() {
+            // As `merge` with an empty `self`: take the run as it is.
+            self.offset = span.first;
+            if let Some(one) = span.single_bytes(bytes) {
+                self.counts.extend(one.iter().map(|&b| u64::from(b)));
+            } else {
+                self.counts.extend((0..span.nbins).map(|_| trusted_uvarint(bytes, &mut p)));
+            }
+            return false;
+        }
+        let o_lo = i64::from(span.first);
+        let wanted_lo = o_lo.min(i64::from(self.offset));
+        let hi = (o_lo + span.nbins as i64 - 1).max(self.last());
+        let lo = wanted_lo.max(hi - MAX_BINS as i64 + 1);
+        if lo != i64::from(self.offset) || hi != self.last() {
+            self.rebase(lo, hi);
+        }
+        if o_lo >= lo {
+            // No bin of the encoded run is folded: add them side by side. The run now spans
+            // lo..=hi, which holds o_lo..o_lo + nbins.
+            let start = (o_lo - lo) as usize;
+            let dst = &mut self.counts[start..start + span.nbins];
+            if let Some(one) = span.single_bytes(bytes) {
+                for (c, &b) in dst.iter_mut().zip(one) {
+                    *c += u64::from(b);
+                }
+            } else {
+                for c in dst {
+                    *c += trusted_uvarint(bytes, &mut p);
+                }
+            }
+        } else {
+            for k in 0..span.nbins {
+                let idx = (o_lo + k as i64).max(lo);
+                self.counts[(idx - lo) as usize] += trusted_uvarint(bytes, &mut p);
+            }
+        }
+        lo > wanted_lo
+    }
+
     fn encode(&self, out: &mut Vec<u8>) {
         put_uvarint(out, self.counts.len() as u64);
         if !self.counts.is_empty() {
@@ -279,6 +333,123 @@ impl Run {
         }
         // ok: first lies in min..=max, both i32 bin indices.
         Ok(Run { offset: first as i32, counts })
+    }
+}
+
+/// Where the counts of one validated run lie in the input: `nbins` uvarints in bytes
+/// `at..end`, for bins `first, first + 1, …` (`nbins == 0` for an empty run).
+#[derive(Debug, Clone, Copy, Default)]
+struct RunSpan {
+    first: i32,
+    nbins: usize,
+    at: usize,
+    end: usize,
+}
+
+impl RunSpan {
+    /// The counts' bytes when every count takes one byte (each byte is then a count), the
+    /// usual case for rollup buckets.
+    #[inline]
+    fn single_bytes<'a>(&self, bytes: &'a [u8]) -> Option<&'a [u8]> {
+        if self.end - self.at == self.nbins { bytes.get(self.at..self.end) } else { None }
+    }
+
+    /// Validates a run exactly as [`Run::decode`] does (same checks, same order, same errors),
+    /// adding its counts to `total`, without storing the counts.
+    fn scan(
+        r: &mut Reader<'_>,
+        store: &'static str,
+        min: i64,
+        max: i64,
+        total: &mut u64,
+    ) -> Result<RunSpan, SketchDecodeError> {
+        let at = r.pos;
+        let nbins = r.uvarint("bin count")?;
+        if nbins > MAX_BINS as u64 {
+            return Err(SketchDecodeError::TooManyBins { offset: at, store, nbins, max: MAX_BINS });
+        }
+        if nbins == 0 {
+            return Ok(RunSpan::default());
+        }
+        let at = r.pos;
+        let first = unzigzag(r.uvarint("first bin index")?);
+        let last = first.saturating_add(nbins as i64 - 1);
+        if first < min || last > max {
+            return Err(SketchDecodeError::IndexRange { offset: at, store, first, last, min, max });
+        }
+        let counts_at = r.pos;
+        let n = nbins as usize;
+        // Fast path, same outcome as the loop below: every count takes one byte and the total
+        // does not overflow, so the only possible error is a zero at an edge.
+        if let Some(one) = r.bytes.get(counts_at..counts_at + n)
+            && one.iter().all(|&b| b < 0x80)
+            && let Some(t) = total.checked_add(one.iter().map(|&b| u64::from(b)).sum())
+        {
+            if one[n - 1] == 0 {
+                return Err(SketchDecodeError::ZeroEdge { offset: counts_at + n - 1, store });
+            }
+            if one[0] == 0 {
+                return Err(SketchDecodeError::ZeroEdge { offset: counts_at, store });
+            }
+            *total = t;
+            r.pos = counts_at + n;
+            // ok: first lies in min..=max, both i32 bin indices; nbins <= MAX_BINS.
+            return Ok(RunSpan { first: first as i32, nbins: n, at: counts_at, end: r.pos });
+        }
+        let mut first_is_zero = false;
+        for k in 0..nbins {
+            let at = r.pos;
+            let c = r.uvarint("bin count value")?;
+            *total = total.checked_add(c).ok_or(SketchDecodeError::CountOverflow { offset: at })?;
+            if c == 0 {
+                if k + 1 == nbins {
+                    return Err(SketchDecodeError::ZeroEdge { offset: at, store });
+                }
+                first_is_zero |= k == 0;
+            }
+        }
+        if first_is_zero {
+            return Err(SketchDecodeError::ZeroEdge { offset: counts_at, store });
+        }
+        // ok: first lies in min..=max, both i32 bin indices; nbins <= MAX_BINS.
+        Ok(RunSpan { first: first as i32, nbins: nbins as usize, at: counts_at, end: r.pos })
+    }
+}
+
+/// One encoded sketch, validated: its header fields and where its runs' counts lie.
+#[derive(Debug, Clone, Copy)]
+struct Scanned {
+    collapsed: bool,
+    zero_count: u64,
+    /// Sum of every count, zero bucket included.
+    total: u64,
+    pos: RunSpan,
+    neg: RunSpan,
+    /// Bytes consumed.
+    end: usize,
+}
+
+impl Scanned {
+    /// Validates one encoding for `mapping`, with the checks and errors of
+    /// [`CompactDdSketch::decode`], reading every byte once and allocating nothing.
+    fn scan(mapping: &Mapping, bytes: &[u8]) -> Result<Scanned, SketchDecodeError> {
+        let mut r = Reader { bytes, pos: 0 };
+        let flags = r.byte("flags")?;
+        if flags & !1 != 0 {
+            return Err(SketchDecodeError::Flags { offset: 0, flags });
+        }
+        let zero_count = r.uvarint("zero count")?;
+        let mut total = zero_count;
+        let (min, max) = (i64::from(mapping.min_index), i64::from(mapping.max_index));
+        let pos = RunSpan::scan(&mut r, "positive", min, max, &mut total)?;
+        let neg = RunSpan::scan(&mut r, "negative", -max, -min, &mut total)?;
+        Ok(Scanned { collapsed: flags & 1 != 0, zero_count, total, pos, neg, end: r.pos })
+    }
+
+    /// The counts of a run, in bin order (valid for the bytes that were scanned).
+    fn counts<'a>(bytes: &'a [u8], span: RunSpan) -> impl Iterator<Item = u64> + 'a {
+        let mut p = span.at;
+        (0..span.nbins).map(move |_| trusted_uvarint(bytes, &mut p))
     }
 }
 
@@ -424,6 +595,92 @@ impl CompactDdSketch {
         Ok(())
     }
 
+    /// Empties the sketch: no values, not collapsed, same alpha. The bins' allocated capacity is
+    /// kept, so a cleared sketch can be refilled (by [`add`](Self::add), [`merge`](Self::merge)
+    /// or [`merge_encoded`](Self::merge_encoded)) without allocating; the result equals what a
+    /// fresh [`new`](Self::new) sketch would give.
+    pub fn clear(&mut self) {
+        self.collapsed = false;
+        self.zero_count = 0;
+        self.count = 0;
+        for run in [&mut self.pos, &mut self.neg] {
+            run.offset = 0;
+            run.counts.clear();
+        }
+    }
+
+    /// Adds the sketch encoded at the start of `bytes` (layout in the [module docs](self)) and
+    /// returns the number of bytes consumed. Same result, bit for bit, and same errors as
+    /// `let (s, used) = CompactDdSketch::decode(self.alpha(), bytes)?; self.merge(&s)?`, but
+    /// without building `s`: the counts are added straight from the bytes into this sketch's
+    /// runs, which grow as needed and otherwise reuse their capacity (merging into a warm
+    /// accumulator allocates nothing).
+    ///
+    /// The encoding does not carry alpha: `bytes` must have been written by a sketch with this
+    /// sketch's alpha. Bytes of another alpha are not detected (their bin indices are read as
+    /// bins of this alpha) unless an index lies outside this alpha's range.
+    ///
+    /// Works in two passes: the whole encoding is first validated (every check of
+    /// [`decode`](Self::decode), reading each byte once, allocating nothing), and only then
+    /// added. So on any error `self` is unchanged.
+    ///
+    /// # Errors
+    /// Every error of [`decode`](Self::decode) for the same bytes, with the same byte offsets;
+    /// then [`SketchDecodeError::Merge`] wrapping [`MergeError::CountOverflow`] when this
+    /// sketch and the encoded one hold more than `u64::MAX` values together (as
+    /// [`merge`](Self::merge) would report). `self` is unchanged on error.
+    pub fn merge_encoded(&mut self, bytes: &[u8]) -> Result<usize, SketchDecodeError> {
+        let sc = Scanned::scan(&self.mapping, bytes)?;
+        // Every bin is at most the total, so no bin can overflow once the total fits.
+        self.count =
+            self.count.checked_add(sc.total).ok_or(SketchDecodeError::Merge(MergeError::CountOverflow("DDSketch")))?;
+        self.zero_count += sc.zero_count;
+        let folded_pos = self.pos.merge_span(bytes, sc.pos);
+        let folded_neg = self.neg.merge_span(bytes, sc.neg);
+        self.collapsed |= sc.collapsed || folded_pos || folded_neg;
+        Ok(sc.end)
+    }
+
+    /// The [`quantile`](Self::quantile) of the sketch with relative accuracy `alpha` encoded at
+    /// the start of `bytes`, computed from the bytes without decoding them into a sketch (no
+    /// allocation). Same result, bit for bit, as
+    /// `CompactDdSketch::decode(alpha, bytes)?.0.quantile(q)`; `Ok(None)` when the sketch is
+    /// empty or `q` is NaN or outside `[0, 1]`.
+    ///
+    /// # Errors
+    /// Every error of [`decode`](Self::decode) for the same `alpha` and bytes (the bytes are
+    /// validated whatever `q`).
+    pub fn quantile_of_encoded(alpha: f64, bytes: &[u8], q: f64) -> Result<Option<f64>, SketchDecodeError> {
+        let mapping = Mapping::new(alpha)?;
+        let sc = Scanned::scan(&mapping, bytes)?;
+        let count = sc.total;
+        if count == 0 || !(0.0..=1.0).contains(&q) {
+            return Ok(None);
+        }
+        // ok: q·(n−1) is in 0..=n−1 (as f64); the cast saturates and min() clamps rounding.
+        let rank = ((q * (count - 1) as f64).floor() as u64).min(count - 1);
+        let mut seen = 0u64;
+        for (k, c) in Scanned::counts(bytes, sc.neg).enumerate() {
+            seen += c;
+            if seen > rank {
+                // ok: first + k is a valid negative-store index (checked by the scan).
+                return Ok(Some(-mapping.value(-(sc.neg.first + k as i32))));
+            }
+        }
+        seen += sc.zero_count;
+        if seen > rank {
+            return Ok(Some(0.0));
+        }
+        for (k, c) in Scanned::counts(bytes, sc.pos).enumerate() {
+            seen += c;
+            if seen > rank {
+                return Ok(Some(mapping.value(sc.pos.first + k as i32)));
+            }
+        }
+        // Unreachable: the scan's total is the sum of the counts.
+        Ok(None)
+    }
+
     /// Estimates the `q`-quantile, `q` in `[0, 1]`: the representative value of the bin holding
     /// the element of 0-based rank `floor(q·(n−1))` in ascending order (negative values, then
     /// the zero bucket, then positive values). The estimate is within `alpha·|x|` of that exact
@@ -526,6 +783,23 @@ fn uvarint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
+/// Reads a uvarint at `*pos` that a [`Reader`] has already validated, advancing `pos`. Never
+/// panics: on bytes that were not validated it returns an unspecified value.
+#[inline(always)]
+fn trusted_uvarint(bytes: &[u8], pos: &mut usize) -> u64 {
+    let mut v = 0u64;
+    let mut shift = 0u32;
+    while let Some(&b) = bytes.get(*pos) {
+        *pos += 1;
+        v |= u64::from(b & 0x7f).wrapping_shl(shift);
+        if b < 0x80 {
+            break;
+        }
+        shift = shift.wrapping_add(7);
+    }
+    v
+}
+
 /// A cursor over the input that reports offsets in its errors.
 struct Reader<'a> {
     bytes: &'a [u8],
@@ -543,8 +817,16 @@ impl Reader<'_> {
         Ok(b)
     }
 
+    #[inline]
     fn uvarint(&mut self, field: &'static str) -> Result<u64, SketchDecodeError> {
         let start = self.pos;
+        // Fast path: most fields (bin counts, small counts, offsets) fit one byte.
+        if let Some(&b) = self.bytes.get(start)
+            && b < 0x80
+        {
+            self.pos = start + 1;
+            return Ok(u64::from(b));
+        }
         let mut v = 0u64;
         for i in 0..10 {
             let Some(&b) = self.bytes.get(start + i) else {

@@ -156,13 +156,20 @@ pub enum SketchDecodeError {
         /// Offset of the count that overflowed the total.
         offset: usize,
     },
+    /// The bytes decode, but adding them to the sketch failed (only from
+    /// [`CompactDdSketch::merge_encoded`](crate::ddbins::CompactDdSketch::merge_encoded),
+    /// today only with [`MergeError::CountOverflow`]: the two hold more than `u64::MAX` values
+    /// together). No byte is at fault, so [`offset`](SketchDecodeError::offset) is 0.
+    #[error(transparent)]
+    Merge(MergeError),
 }
 
 impl SketchDecodeError {
-    /// Byte offset of the offending field (0 for [`SketchDecodeError::Alpha`]).
+    /// Byte offset of the offending field (0 for [`SketchDecodeError::Alpha`] and
+    /// [`SketchDecodeError::Merge`]).
     pub fn offset(&self) -> usize {
         match self {
-            SketchDecodeError::Alpha(_) => 0,
+            SketchDecodeError::Alpha(_) | SketchDecodeError::Merge(_) => 0,
             SketchDecodeError::Truncated { offset, .. }
             | SketchDecodeError::VarintOverflow { offset, .. }
             | SketchDecodeError::Flags { offset, .. }

@@ -410,3 +410,303 @@ fn decode_errors_name_the_offset() {
     let msg = err(&[0, 0, 0x81, 0x20]).to_string();
     assert!(msg.contains("offset 2") && msg.contains("4097"), "{msg}");
 }
+
+// ---- merge_encoded, clear, quantile_of_encoded ----
+
+/// Values that collapse at small alphas: log-uniform over 1e-9..1e15 of both signs (about
+/// 5,500 bins per sign at alpha 0.005, so more than `MAX_BINS`), plus every kind of value.
+fn wide_value() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        3 => magnitude(-9.0, 15.0),
+        2 => magnitude(-9.0, 15.0).prop_map(|v| -v),
+        2 => any_value(),
+    ]
+}
+
+/// Alphas including small ones at which wide data collapses.
+fn merge_alpha() -> impl Strategy<Value = f64> {
+    prop_oneof![Just(0.01), Just(0.001), Just(0.0005), 1e-4..0.9f64]
+}
+
+/// A sketch of `values`, sometimes with a large copy count on one value (multi-byte counts).
+fn sketch_strategy() -> impl Strategy<Value = (Vec<f64>, Option<(f64, u64)>)> {
+    (vec(wide_value(), 0..400), proptest::option::of((any_value(), 1u64..u64::MAX / 4)))
+}
+
+fn build_n(alpha: f64, (values, heavy): &(Vec<f64>, Option<(f64, u64)>)) -> CompactDdSketch {
+    let mut s = build(alpha, values);
+    if let Some((v, n)) = heavy {
+        s.add_n(*v, *n);
+    }
+    s
+}
+
+/// What `merge_encoded` must equal: decode, then merge.
+fn decode_then_merge(a: &CompactDdSketch, bytes: &[u8]) -> Result<(CompactDdSketch, usize), String> {
+    let (s, used) = CompactDdSketch::decode(a.alpha(), bytes).map_err(|e| format!("decode: {e:?}"))?;
+    let mut out = a.clone();
+    out.merge(&s).map_err(|e| format!("merge: {e:?}"))?;
+    Ok((out, used))
+}
+
+/// `a.merge_encoded(bytes)` against decode then merge: same sketch (bins, counts, collapsed
+/// flag, count), same length, or errors that correspond, with `a` unchanged on error.
+fn check_merge_encoded(a: &CompactDdSketch, bytes: &[u8]) -> Result<(), TestCaseError> {
+    let mut got = a.clone();
+    let r = got.merge_encoded(bytes);
+    match (r, CompactDdSketch::decode(a.alpha(), bytes)) {
+        (Ok(used), Ok(_)) => {
+            let (want, want_used) = decode_then_merge(a, bytes).unwrap();
+            prop_assert_eq!(used, want_used);
+            prop_assert_eq!(&got, &want);
+            prop_assert_eq!(got.count(), want.count());
+            prop_assert_eq!(got.is_collapsed(), want.is_collapsed());
+            for q in QS {
+                prop_assert_eq!(got.quantile(q).map(f64::to_bits), want.quantile(q).map(f64::to_bits));
+            }
+        }
+        (Err(e), Err(d)) => {
+            prop_assert_eq!(e, d);
+            prop_assert_eq!(&got, a);
+            prop_assert_eq!(got.count(), a.count());
+        }
+        (Err(SketchDecodeError::Merge(m)), Ok((s, _))) => {
+            let mut m2 = a.clone();
+            prop_assert_eq!(m2.merge(&s), Err(m));
+            prop_assert_eq!(&got, a);
+            prop_assert_eq!(got.count(), a.count());
+        }
+        (r, d) => prop_assert!(false, "merge_encoded {:?} but decode {:?}", r, d.map(|x| x.1)),
+    }
+    Ok(())
+}
+
+/// `quantile_of_encoded` against decode then quantile, bit for bit, errors included.
+fn check_quantile_of_encoded(alpha: f64, bytes: &[u8]) -> Result<(), TestCaseError> {
+    let decoded = CompactDdSketch::decode(alpha, bytes);
+    for q in QS.into_iter().chain([-0.1, 1.5, f64::NAN]) {
+        let got = CompactDdSketch::quantile_of_encoded(alpha, bytes, q);
+        match &decoded {
+            Ok((s, _)) => prop_assert_eq!(got.unwrap().map(f64::to_bits), s.quantile(q).map(f64::to_bits)),
+            Err(e) => prop_assert_eq!(&got.unwrap_err(), e),
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// `a.merge_encoded(enc(b))` equals `a.merge(decode(enc(b)))` and consumes the same
+    /// length, also when either side is collapsed, with trailing bytes, and into a cleared
+    /// sketch (which then equals the decoded `b`).
+    #[test]
+    fn merge_encoded_equals_decode_then_merge(alpha in merge_alpha(), a in sketch_strategy(), b in sketch_strategy()) {
+        let (a, b) = (build_n(alpha, &a), build_n(alpha, &b));
+        let mut bytes = encode(&b);
+        check_merge_encoded(&a, &bytes)?;
+        check_merge_encoded(&b, &bytes)?;
+        check_merge_encoded(&CompactDdSketch::new(alpha).unwrap(), &bytes)?;
+        check_quantile_of_encoded(alpha, &bytes)?;
+        let len = bytes.len();
+        bytes.extend_from_slice(&encode(&a));
+        check_merge_encoded(&a, &bytes)?;
+
+        // Into a cleared accumulator: equals decoding.
+        let mut acc = a.clone();
+        acc.clear();
+        prop_assert_eq!(acc.merge_encoded(&bytes), Ok(len));
+        prop_assert_eq!(&acc, &b);
+        prop_assert_eq!(acc.count(), b.count());
+
+        // Folding a sequence of encodings equals merging the sketches, with either method.
+        let mut by_bytes = CompactDdSketch::new(alpha).unwrap();
+        let mut at = 0;
+        while at < bytes.len() {
+            at += by_bytes.merge_encoded(&bytes[at..]).unwrap();
+        }
+        prop_assert_eq!(at, bytes.len());
+        let mut by_merge = b.clone();
+        by_merge.merge(&a).unwrap();
+        prop_assert_eq!(&by_bytes, &by_merge);
+        prop_assert_eq!(by_bytes.count(), by_merge.count());
+    }
+
+    /// Damaged bytes (one byte changed, or a strict prefix) give the same error as decode and
+    /// leave the sketch unchanged; bytes that still decode merge as decode then merge.
+    #[test]
+    fn damaged_bytes_leave_the_sketch_unchanged(
+        alpha in merge_alpha(),
+        a in sketch_strategy(),
+        b in sketch_strategy(),
+        at in any::<prop::sample::Index>(),
+        mask in 1u8..=255,
+    ) {
+        let (a, b) = (build_n(alpha, &a), build_n(alpha, &b));
+        let good = encode(&b);
+        let mut bad = good.clone();
+        let i = at.index(bad.len());
+        bad[i] ^= mask;
+        check_merge_encoded(&a, &bad)?;
+        check_quantile_of_encoded(alpha, &bad)?;
+        let step = (good.len() / 32).max(1);
+        for k in (0..good.len()).step_by(step).chain(good.len().saturating_sub(8)..good.len()) {
+            let mut got = a.clone();
+            let r = got.merge_encoded(&good[..k]);
+            prop_assert!(matches!(r, Err(SketchDecodeError::Truncated { .. })), "prefix {}: {:?}", k, r);
+            prop_assert_eq!(&got, &a);
+            prop_assert_eq!(got.count(), a.count());
+        }
+    }
+
+    /// Arbitrary bytes: merge_encoded and quantile_of_encoded agree with decode and never panic.
+    #[test]
+    fn arbitrary_bytes_merge_like_decode(alpha in any_alpha(), values in vec(any_value(), 0..50), bytes in vec(any::<u8>(), 0..80)) {
+        let a = build(alpha, &values);
+        check_merge_encoded(&a, &bytes)?;
+        check_quantile_of_encoded(alpha, &bytes)?;
+    }
+
+    /// A cleared sketch behaves as a fresh one under add, merge and merge_encoded, and keeps
+    /// its capacity.
+    #[test]
+    fn clear_then_reuse_equals_fresh(alpha in merge_alpha(), a in sketch_strategy(), b in sketch_strategy(), c in vec(any_value(), 0..100)) {
+        let (a, b) = (build_n(alpha, &a), build_n(alpha, &b));
+        let fresh = CompactDdSketch::new(alpha).unwrap();
+        let mut s = a.clone();
+        let heap = s.heap_bytes();
+        s.clear();
+        prop_assert_eq!(&s, &fresh);
+        prop_assert_eq!(s.count(), 0);
+        prop_assert!(s.is_empty() && !s.is_collapsed());
+        prop_assert_eq!(s.heap_bytes(), heap);
+        prop_assert_eq!(s.quantile(0.5), None);
+        prop_assert_eq!(s.alpha().to_bits(), alpha.to_bits());
+
+        let mut s1 = s.clone();
+        let mut f1 = fresh.clone();
+        for &v in &c {
+            s1.add(v);
+            f1.add(v);
+        }
+        s1.merge(&b).unwrap();
+        f1.merge(&b).unwrap();
+        prop_assert_eq!(&s1, &f1);
+        prop_assert_eq!(s1.count(), f1.count());
+
+        let mut s2 = a.clone();
+        s2.clear();
+        let mut f2 = fresh.clone();
+        s2.merge_encoded(&encode(&b)).unwrap();
+        f2.merge_encoded(&encode(&b)).unwrap();
+        s2.merge_encoded(&encode(&a)).unwrap();
+        f2.merge_encoded(&encode(&a)).unwrap();
+        prop_assert_eq!(&s2, &f2);
+        prop_assert_eq!(s2.count(), f2.count());
+        prop_assert_eq!(s2.is_collapsed(), f2.is_collapsed());
+    }
+}
+
+#[test]
+fn merge_encoded_refuses_to_overflow_the_count() {
+    let mut a = CompactDdSketch::new(0.01).unwrap();
+    a.add_n(1.0, u64::MAX - 1);
+    let before = a.clone();
+    let mut b = CompactDdSketch::new(0.01).unwrap();
+    b.add_n(2.0, 2);
+    let err = a.merge_encoded(&encode(&b)).unwrap_err();
+    assert_eq!(err, SketchDecodeError::Merge(MergeError::CountOverflow("DDSketch")));
+    assert_eq!(err.offset(), 0);
+    assert_eq!(err.to_string(), MergeError::CountOverflow("DDSketch").to_string());
+    assert_eq!((&a, a.count()), (&before, before.count()));
+    // Bad bytes report the decode error first, as decode then merge would.
+    let mut bad = encode(&b);
+    bad[0] = 2;
+    assert!(matches!(a.merge_encoded(&bad), Err(SketchDecodeError::Flags { offset: 0, flags: 2 })));
+    assert_eq!(a, before);
+}
+
+#[test]
+fn merge_encoded_collapses_like_merge() {
+    // alpha 0.001: 1e-3..1e6 needs about 10,000 bins per sign, more than MAX_BINS.
+    let mut rng = StdRng::seed_from_u64(5);
+    let values: Vec<f64> = (0..30_000)
+        .map(|i| {
+            let v = 10f64.powf(rand::Rng::gen_range(&mut rng, -3.0..6.0));
+            if i % 3 == 0 { -v } else { v }
+        })
+        .collect();
+    let direct = build(0.001, &values);
+    assert!(direct.is_collapsed());
+    // Low parts first, then high ones: the accumulator's runs have to fold while merging.
+    let mut sorted = values.clone();
+    sorted.sort_by(|a, b| a.abs().total_cmp(&b.abs()));
+    let mut acc = CompactDdSketch::new(0.001).unwrap();
+    for part in sorted.chunks(1_000) {
+        acc.merge_encoded(&encode(&build(0.001, part))).unwrap();
+    }
+    assert_eq!(acc, direct);
+    assert_eq!(acc.count(), direct.count());
+    // And the other way round, each part a full run below the accumulator's.
+    let mut acc = CompactDdSketch::new(0.001).unwrap();
+    for part in sorted.chunks(1_000).rev() {
+        acc.merge_encoded(&encode(&build(0.001, part))).unwrap();
+    }
+    assert_eq!(acc, direct);
+}
+
+#[test]
+fn quantile_of_encoded_reports_bad_alpha_and_bytes() {
+    let s = build(0.01, &[1.0, 2.0, -3.0, 0.0]);
+    let bytes = encode(&s);
+    assert!(matches!(CompactDdSketch::quantile_of_encoded(0.0, &bytes, 0.5), Err(SketchDecodeError::Alpha(_))));
+    assert!(matches!(
+        CompactDdSketch::quantile_of_encoded(0.01, &bytes[..2], 0.5),
+        Err(SketchDecodeError::Truncated { .. })
+    ));
+    assert_eq!(CompactDdSketch::quantile_of_encoded(0.01, &bytes, 0.0).unwrap(), s.quantile(0.0));
+    assert_eq!(CompactDdSketch::quantile_of_encoded(0.01, &[0, 0, 0, 0], 0.5), Ok(None));
+}
+
+/// Hand-made bad encodings: merge_encoded and quantile_of_encoded report exactly decode's error
+/// (kind and offset), including which edge of a run is named when both are zero.
+#[test]
+fn merge_encoded_errors_equal_decode_errors() {
+    let mut overflow = vec![0];
+    overflow.extend([0xff; 9]);
+    overflow.push(0x01);
+    overflow.extend([1, 0, 1, 0]);
+    let cases: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0x02, 0, 0, 0],
+        vec![0, 0x80],
+        vec![0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02],
+        vec![0, 0, 0x81, 0x20],
+        vec![0, 0, 0, 0x81, 0x20],
+        vec![0, 0, 1, 0xc0, 0xb2, 0x04, 1],
+        vec![0, 0, 2, 0, 0, 1, 0],
+        vec![0, 0, 2, 0, 1, 0, 0],
+        vec![0, 0, 2, 0, 0, 0, 0],
+        vec![0, 0, 3, 0, 0, 1, 0, 0],
+        vec![0, 0, 3, 0, 0, 0x81, 0x01, 0],
+        vec![0, 0, 3, 0, 1, 0x81, 0x01, 0],
+        vec![0, 0, 0, 1, 0, 0],
+        vec![0, 0, 0, 2, 0, 0, 0],
+        vec![0, 0, 3, 0, 1, 1],
+        vec![0, 0, 3, 0, 1, 0x81],
+        overflow,
+    ];
+    let mut a = build(0.01, &[1.0, -2.0, 0.0, 50.0]);
+    let before = a.clone();
+    for b in &cases {
+        let want = CompactDdSketch::decode(0.01, b).unwrap_err();
+        assert_eq!(a.merge_encoded(b).unwrap_err(), want, "{b:?}");
+        assert_eq!(a, before, "{b:?}");
+        assert_eq!(CompactDdSketch::quantile_of_encoded(0.01, b, 0.5).unwrap_err(), want, "{b:?}");
+    }
+    // Both edges zero: the last one is named, as decode reads it first.
+    assert!(matches!(
+        a.merge_encoded(&[0, 0, 3, 0, 0, 1, 0, 0]),
+        Err(SketchDecodeError::ZeroEdge { offset: 6, store: "positive" })
+    ));
+}
