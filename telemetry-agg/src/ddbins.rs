@@ -356,6 +356,7 @@ impl RunSpan {
 
     /// Validates a run exactly as [`Run::decode`] does (same checks, same order, same errors),
     /// adding its counts to `total`, without storing the counts.
+    #[inline]
     fn scan(
         r: &mut Reader<'_>,
         store: &'static str,
@@ -382,8 +383,9 @@ impl RunSpan {
         // Fast path, same outcome as the loop below: every count takes one byte and the total
         // does not overflow, so the only possible error is a zero at an edge.
         if let Some(one) = r.bytes.get(counts_at..counts_at + n)
-            && one.iter().all(|&b| b < 0x80)
-            && let Some(t) = total.checked_add(one.iter().map(|&b| u64::from(b)).sum())
+            && let (high, sum) = one.iter().fold((0u8, 0u64), |(h, s), &b| (h | b, s + u64::from(b)))
+            && high < 0x80
+            && let Some(t) = total.checked_add(sum)
         {
             if one[n - 1] == 0 {
                 return Err(SketchDecodeError::ZeroEdge { offset: counts_at + n - 1, store });
@@ -432,6 +434,7 @@ struct Scanned {
 impl Scanned {
     /// Validates one encoding for `mapping`, with the checks and errors of
     /// [`CompactDdSketch::decode`], reading every byte once and allocating nothing.
+    #[inline]
     fn scan(mapping: &Mapping, bytes: &[u8]) -> Result<Scanned, SketchDecodeError> {
         let mut r = Reader { bytes, pos: 0 };
         let flags = r.byte("flags")?;
