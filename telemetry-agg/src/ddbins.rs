@@ -253,6 +253,7 @@ impl Run {
             // No bin of the encoded run is folded: add them side by side. The run now spans
             // lo..=hi, which holds o_lo..o_lo + nbins.
             let start = (o_lo - lo) as usize;
+            // ok: the run spans lo..=hi after the rebase, and o_lo..o_lo + nbins lies inside.
             let dst = &mut self.counts[start..start + span.nbins];
             if let Some(one) = span.single_bytes(bytes) {
                 for (c, &b) in dst.iter_mut().zip(one) {
@@ -266,6 +267,7 @@ impl Run {
         } else {
             for k in 0..span.nbins {
                 let idx = (o_lo + k as i64).max(lo);
+                // ok: idx is in lo..=hi, the run's span after the rebase.
                 self.counts[(idx - lo) as usize] += trusted_uvarint(bytes, &mut p);
             }
         }
@@ -387,6 +389,7 @@ impl RunSpan {
             && high < 0x80
             && let Some(t) = total.checked_add(sum)
         {
+            // ok: one has n >= 1 bytes (nbins > 0 here).
             if one[n - 1] == 0 {
                 return Err(SketchDecodeError::ZeroEdge { offset: counts_at + n - 1, store });
             }
