@@ -56,10 +56,9 @@ use telemetry_core::{Labels, Matcher, SampleBatch, SelectHints};
 
 use crate::block::{Aggr, Block, BlockError, BlockMeta, delete_block};
 use crate::downsample::{
-    COUNTER_LOOKBACK_MS, SeriesMerge, build_block, postings, read_parts, read_parts_sketches, read_parts_values,
-    split_refs,
+    COUNTER_LOOKBACK_MS, SeriesMerge, build_block, postings, read_parts, read_parts_values, split_refs,
 };
-use crate::rollup::BucketSketches;
+use telemetry_agg::CompactDdSketch;
 
 const DAY: i64 = 86_400_000;
 
@@ -575,7 +574,8 @@ pub fn rollup_quantiles_blocks(
     let mut merge = SeriesMerge::with_refs(&order, matchers, refs, &[Aggr::Count], mint, maxt)?;
     let mut out = Vec::new();
     let (mut count, mut aux) = (SampleBatch::default(), SampleBatch::default());
-    let mut sketches = BucketSketches::default();
+    // One accumulator, cleared per window: the encoded sketches are folded straight into it.
+    let mut acc: Option<CompactDdSketch> = None;
     // Evaluation times in [mint, maxt], ascending: end − k·step, the first at or before maxt.
     let (end, step) = (i128::from(hints.end_ms), i128::from(hints.step_ms.max(0)));
     let last = match (end > i128::from(maxt), step) {
@@ -598,34 +598,70 @@ pub fn rollup_quantiles_blocks(
     let times: Vec<i64> = (0..n_times).rev().map(|k| (last - k * step) as i64).collect();
     while let Some((labels, parts)) = merge.next_series()? {
         read_parts(&order, &parts, Aggr::Count, mint, maxt, 0, &mut count)?;
-        read_parts_sketches(&order, &parts, mint, maxt, &mut sketches)?;
+        let mut entries: Vec<(i64, f64, &[u8])> = Vec::new();
+        let mut sorted = true;
+        for (i, crefs) in &parts {
+            let start = entries.len();
+            order[*i].read_sketch_entries(crefs, mint, maxt, &mut entries)?;
+            sorted &= start == 0 || entries.get(start).is_none_or(|e| e.0 > entries[start - 1].0);
+        }
+        if !sorted {
+            // Overlapping blocks: of equal bucket ends, the earlier block's (stable sort).
+            entries.sort_by_key(|e| e.0);
+            entries.dedup_by_key(|e| e.0);
+        }
+        let alpha = entries.first().map(|e| e.1);
+        let complete = entries.len() == count.timestamps.len()
+            && entries.iter().zip(&count.timestamps).all(|(e, t)| e.0 == *t && Some(e.1) == alpha);
         let mut batch = SampleBatch::default();
-        if sketches.timestamps != count.timestamps {
-            read_one(&order, &labels, &parts, aggregates_for(None), mint, maxt, &mut batch, &mut aux)?;
-        } else {
-            let ts = &sketches.timestamps;
-            for &t in &times {
-                let lo = ts.partition_point(|&p| p <= t.saturating_sub(hints.range_ms));
-                let hi = ts.partition_point(|&p| p <= t);
-                let Some((first, rest)) = sketches.sketches[lo..hi].split_first() else { continue };
-                let mut m = first.clone();
-                for s in rest {
-                    m.merge(s).map_err(|e| BlockError::InvalidSamples {
-                        series: labels.to_string(),
-                        reason: format!("merging the sketches of the window ending at {t}: {e}"),
-                    })?;
+        let acc = match alpha {
+            Some(alpha) if complete => match &mut acc {
+                Some(a) if a.alpha() == alpha => a,
+                _ => acc.insert(CompactDdSketch::new(alpha).map_err(|e| BlockError::InvalidSamples {
+                    series: labels.to_string(),
+                    reason: format!("sketch alpha: {e}"),
+                })?),
+            },
+            _ => {
+                read_one(&order, &labels, &parts, aggregates_for(None), mint, maxt, &mut batch, &mut aux)?;
+                if !batch.is_empty() {
+                    out.push((labels, batch));
                 }
-                let v = if phi.is_nan() {
-                    f64::NAN
-                } else if phi < 0.0 {
-                    f64::NEG_INFINITY
-                } else if phi > 1.0 {
-                    f64::INFINITY
-                } else {
-                    m.quantile(phi).unwrap_or(f64::NAN)
-                };
-                batch.push(t, v);
+                continue;
             }
+        };
+        for &t in &times {
+            let lo = entries.partition_point(|e| e.0 <= t.saturating_sub(hints.range_ms));
+            let hi = entries.partition_point(|e| e.0 <= t);
+            if lo == hi {
+                continue;
+            }
+            acc.clear();
+            for &(p, _, bytes) in &entries[lo..hi] {
+                let used = acc.merge_encoded(bytes).map_err(|e| BlockError::InvalidSamples {
+                    series: labels.to_string(),
+                    reason: format!("the sketch of the bucket ending at {p}: {e}"),
+                })?;
+                if used != bytes.len() {
+                    return Err(BlockError::InvalidSamples {
+                        series: labels.to_string(),
+                        reason: format!(
+                            "the sketch of the bucket ending at {p} takes {used} of its {} bytes",
+                            bytes.len()
+                        ),
+                    });
+                }
+            }
+            let v = if phi.is_nan() {
+                f64::NAN
+            } else if phi < 0.0 {
+                f64::NEG_INFINITY
+            } else if phi > 1.0 {
+                f64::INFINITY
+            } else {
+                acc.quantile(phi).unwrap_or(f64::NAN)
+            };
+            batch.push(t, v);
         }
         if !batch.is_empty() {
             out.push((labels, batch));

@@ -8,7 +8,7 @@ use telemetry_core::{Labels, Matcher, SampleBatch, matches_all};
 use telemetry_index::{BlockIndex, IndexReader, SymbolCache};
 
 use super::chunks::{ChunkRef, Verified, check_header, chunk_bytes, decode_refs, segment_path};
-use super::sketches::decode_sketch_chunk;
+use super::sketches::{decode_sketch_chunk, sketch_chunk_entries};
 use super::{Aggr, BlockError, BlockMeta, CHUNKS_DIR, INDEX_FILE, META_FILE};
 
 /// An open, immutable block: its `meta.json`, its index (memory-mapped) and its chunk
@@ -223,6 +223,31 @@ impl Block {
                 out.truncate(first + hi);
                 ts.drain(start..start + lo);
                 out.drain(first..first + lo);
+            }
+        }
+        Ok(())
+    }
+
+    /// The encoded sketches ([`Aggr::Sketch`]) of a series with chunk references `refs` whose
+    /// bucket ends lie in `[mint, maxt]`, appended to `out` in time order as (bucket end,
+    /// alpha, bytes of a telemetry-agg `CompactDdSketch` encoding) without decoding them.
+    pub(crate) fn read_sketch_entries<'a>(
+        &'a self,
+        refs: &[ChunkRef],
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<(i64, f64, &'a [u8])>,
+    ) -> Result<(), BlockError> {
+        for c in refs.iter().filter(|c| c.aggr == Aggr::Sketch && c.max_t >= mint && c.min_t <= maxt) {
+            let start = out.len();
+            sketch_chunk_entries(self.chunk_data(c)?, out).map_err(|e| {
+                BlockError::corrupt(segment_path(&self.dir, c.segment), c.offset, format!("sketch chunk: {e}"))
+            })?;
+            if c.min_t < mint || c.max_t > maxt {
+                let lo = out[start..].partition_point(|e| e.0 < mint);
+                let hi = out[start..].partition_point(|e| e.0 <= maxt);
+                out.truncate(start + hi);
+                out.drain(start..start + lo);
             }
         }
         Ok(())

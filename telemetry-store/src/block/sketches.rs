@@ -52,13 +52,11 @@ pub(crate) fn encode_sketch_chunk(ts: &[i64], sketches: &[CompactDdSketch], out:
     Ok(())
 }
 
-/// Decodes a sketch chunk, appending its bucket ends to `ts` and its sketches to `out`; the
-/// error names the byte offset in the chunk and what is wrong.
-pub(crate) fn decode_sketch_chunk(
-    bytes: &[u8],
-    ts: &mut Vec<i64>,
-    out: &mut Vec<CompactDdSketch>,
-) -> Result<(), String> {
+/// The index of a sketch chunk without decoding its sketches: appends to `out`, per bucket,
+/// its end, the chunk's alpha and the bytes of its encoded sketch (a slice of `bytes`); the
+/// error names the byte offset in the chunk and what is wrong. The sketches themselves are
+/// checked when they are decoded.
+pub(crate) fn sketch_chunk_entries<'a>(bytes: &'a [u8], out: &mut Vec<(i64, f64, &'a [u8])>) -> Result<(), String> {
     let Some((&version, rest)) = bytes.split_first() else { return Err("empty sketch chunk".into()) };
     if version != VERSION {
         return Err(format!("sketch chunk version {version} at offset 0 (expected {VERSION})"));
@@ -73,31 +71,58 @@ pub(crate) fn decode_sketch_chunk(
         .and_then(|l| bytes.get(pos..pos.checked_add(l)?))
         .ok_or(format!("index length {len} at offset {index_at} runs past the chunk"))?;
     pos += index.len();
-    let (start_ts, start) = (ts.len(), out.len());
-    let mut lens = Vec::new();
-    let fail = |ts: &mut Vec<i64>, out: &mut Vec<CompactDdSketch>, e: String| {
-        ts.truncate(start_ts);
-        out.truncate(start);
-        Err(e)
-    };
-    if let Err(e) = decode_store_chunk(index, ts, &mut lens) {
-        return fail(ts, out, format!("sketch index at offset {index_at}: {e}"));
-    }
-    for l in lens {
+    let (mut ts, mut lens) = (Vec::new(), Vec::new());
+    decode_store_chunk(index, &mut ts, &mut lens).map_err(|e| format!("sketch index at offset {index_at}: {e}"))?;
+    let start = out.len();
+    for (t, l) in ts.into_iter().zip(lens) {
         let at = pos;
-        match CompactDdSketch::decode(alpha, &bytes[pos..]) {
-            Ok((s, used)) if used as f64 == l => {
-                out.push(s);
-                pos += used;
+        let body = (l >= 1.0 && l.fract() == 0.0 && l <= (bytes.len() - pos) as f64)
+            .then(|| &bytes[pos..pos + l as usize])
+            .ok_or_else(|| format!("sketch length {l} at offset {at} runs past the chunk"));
+        match body {
+            Ok(b) => {
+                out.push((t, alpha, b));
+                pos += b.len();
             }
-            Ok((_, used)) => {
-                return fail(ts, out, format!("sketch at offset {at} takes {used} bytes, its index says {l}"));
+            Err(e) => {
+                out.truncate(start);
+                return Err(e);
             }
-            Err(e) => return fail(ts, out, format!("sketch at offset {}: {e}", at + e.offset())),
         }
     }
     if pos != bytes.len() {
-        return fail(ts, out, format!("{} bytes after the last sketch at offset {pos}", bytes.len() - pos));
+        out.truncate(start);
+        return Err(format!("{} bytes after the last sketch at offset {pos}", bytes.len() - pos));
+    }
+    Ok(())
+}
+
+/// Decodes a sketch chunk, appending its bucket ends to `ts` and its sketches to `out`; the
+/// error names the byte offset in the chunk and what is wrong (and leaves `ts` and `out` as
+/// they were).
+pub(crate) fn decode_sketch_chunk(
+    bytes: &[u8],
+    ts: &mut Vec<i64>,
+    out: &mut Vec<CompactDdSketch>,
+) -> Result<(), String> {
+    let mut entries = Vec::new();
+    sketch_chunk_entries(bytes, &mut entries)?;
+    let (start_ts, start) = (ts.len(), out.len());
+    for (t, alpha, b) in entries {
+        // ok: `b` is a subslice of `bytes`, so the subtraction cannot underflow
+        let at = b.as_ptr() as usize - bytes.as_ptr() as usize;
+        let bad = match CompactDdSketch::decode(alpha, b) {
+            Ok((s, used)) if used == b.len() => {
+                ts.push(t);
+                out.push(s);
+                continue;
+            }
+            Ok((_, used)) => format!("sketch at offset {at} takes {used} bytes, its index says {}", b.len()),
+            Err(e) => format!("sketch at offset {}: {e}", at + e.offset()),
+        };
+        ts.truncate(start_ts);
+        out.truncate(start);
+        return Err(bad);
     }
     Ok(())
 }
@@ -125,12 +150,22 @@ mod tests {
         decode_sketch_chunk(&b, &mut t2, &mut s2).unwrap();
         assert_eq!(&t2[1..], &ts[..]);
         assert_eq!(s2, sk);
+        // The index alone: the same bucket ends, and each slice decodes to its sketch.
+        let mut entries = Vec::new();
+        sketch_chunk_entries(&b, &mut entries).unwrap();
+        assert_eq!(entries.iter().map(|e| e.0).collect::<Vec<_>>(), ts);
+        for ((_, alpha, bytes), s) in entries.iter().zip(&sk) {
+            assert_eq!(CompactDdSketch::decode(*alpha, bytes).unwrap(), (s.clone(), bytes.len()));
+        }
         // Every truncation and every flipped byte is an error or a clean decode; an error
         // leaves the outputs as they were.
         for cut in 0..b.len() {
             let (mut t3, mut s3) = (vec![7], vec![sk[3].clone()]);
             assert!(decode_sketch_chunk(&b[..cut], &mut t3, &mut s3).is_err(), "cut at {cut}");
             assert_eq!((t3.len(), s3.len()), (1, 1));
+            let mut entries = vec![(0, 0.0, &b[..0])];
+            assert!(sketch_chunk_entries(&b[..cut], &mut entries).is_err(), "cut at {cut}");
+            assert_eq!(entries.len(), 1);
         }
         for i in 0..b.len() {
             let mut bad = b.clone();
