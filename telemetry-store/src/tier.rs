@@ -570,8 +570,22 @@ pub fn rollup_quantiles_blocks(
     let Some(phi) = hints.quantile else {
         return Err(BlockError::Config("a sketch read needs the quantile φ in the hints".into()));
     };
-    let (order, _, refs, _) = read_plan(None, blocks, matchers)?;
-    let mut merge = SeriesMerge::with_refs(&order, matchers, refs, &[Aggr::Count], mint, maxt)?;
+    let (order, _, refs, threads) = read_plan(None, blocks, matchers)?;
+    in_label_ranges(&order, refs, threads, |part| read_quantiles(hints, phi, &order, matchers, part, mint, maxt))
+}
+
+/// [`rollup_quantiles_blocks`] over the series references `refs[i]` of each block of `order`
+/// (sorted by time), on this thread.
+fn read_quantiles(
+    hints: &SelectHints,
+    phi: f64,
+    order: &[&Block],
+    matchers: &[Matcher],
+    refs: Vec<Vec<u32>>,
+    mint: i64,
+    maxt: i64,
+) -> Result<Vec<(Labels, SampleBatch)>, BlockError> {
+    let mut merge = SeriesMerge::with_refs(order, matchers, refs, &[Aggr::Count], mint, maxt)?;
     let mut out = Vec::new();
     let (mut count, mut aux) = (SampleBatch::default(), SampleBatch::default());
     // One accumulator, cleared per window: the encoded sketches are folded straight into it.
@@ -597,7 +611,7 @@ pub fn rollup_quantiles_blocks(
     // ok: every time lies in [mint, maxt], so fits an i64
     let times: Vec<i64> = (0..n_times).rev().map(|k| (last - k * step) as i64).collect();
     while let Some((labels, parts)) = merge.next_series()? {
-        read_parts(&order, &parts, Aggr::Count, mint, maxt, 0, &mut count)?;
+        read_parts(order, &parts, Aggr::Count, mint, maxt, 0, &mut count)?;
         let mut entries: Vec<(i64, f64, &[u8])> = Vec::new();
         let mut sorted = true;
         for (i, crefs) in &parts {
@@ -623,7 +637,7 @@ pub fn rollup_quantiles_blocks(
                 })?),
             },
             _ => {
-                read_one(&order, &labels, &parts, aggregates_for(None), mint, maxt, &mut batch, &mut aux)?;
+                read_one(order, &labels, &parts, aggregates_for(None), mint, maxt, &mut batch, &mut aux)?;
                 if !batch.is_empty() {
                     out.push((labels, batch));
                 }
@@ -700,16 +714,27 @@ pub fn rollup_samples_blocks(
     maxt: i64,
 ) -> Result<Vec<(Labels, SampleBatch)>, BlockError> {
     let (order, aggrs, refs, threads) = read_plan(func, blocks, matchers)?;
+    in_label_ranges(&order, refs, threads, |part| read_rollups(&order, matchers, part, aggrs, mint, maxt))
+}
+
+/// Runs `read` over the series references `refs` (per block of `order`): on this thread, or
+/// with `threads` > 1 split into label ranges ([`split_refs`]) read in parallel and
+/// concatenated in label order.
+fn in_label_ranges(
+    order: &[&Block],
+    refs: Vec<Vec<u32>>,
+    threads: usize,
+    read: impl Fn(Vec<Vec<u32>>) -> Result<Vec<(Labels, SampleBatch)>, BlockError> + Sync,
+) -> Result<Vec<(Labels, SampleBatch)>, BlockError> {
     if threads == 1 {
-        return read_rollups(&order, matchers, refs, aggrs, mint, maxt);
+        return read(refs);
     }
-    let mut parts = split_refs(&order, refs, threads)?.into_iter();
+    let mut parts = split_refs(order, refs, threads)?.into_iter();
     let first = parts.next().unwrap_or_default();
-    let order = &order;
+    let read = &read;
     std::thread::scope(|s| {
-        let rest: Vec<_> =
-            parts.map(|p| s.spawn(move || read_rollups(order, matchers, p, aggrs, mint, maxt))).collect();
-        let mut out = read_rollups(order, matchers, first, aggrs, mint, maxt);
+        let rest: Vec<_> = parts.map(|p| s.spawn(move || read(p))).collect();
+        let mut out = read(first);
         for h in rest {
             let part = match h.join() {
                 Ok(part) => part,
@@ -1083,7 +1108,16 @@ mod tests {
                     (Aggr::Max, &ts, &max),
                     (Aggr::Counter, &ts, &counter),
                 ];
-                w.add_series(&labels, &data).unwrap();
+                // Sketches of min, sum and max; every fifth series has none.
+                let sketches: Vec<telemetry_agg::CompactDdSketch> = (0..ts.len())
+                    .map(|k| {
+                        let mut s = telemetry_agg::CompactDdSketch::new(0.01).unwrap();
+                        [min[k], sum[k], max[k]].into_iter().for_each(|x| s.add(x));
+                        s
+                    })
+                    .collect();
+                let n = if i % 5 == 0 { 0 } else { ts.len() };
+                w.add_series_with_sketches(&labels, &data, &ts[..n], &sketches[..n]).unwrap();
             }
             w.finish(a, b, BlockCompaction::default()).unwrap();
         }
@@ -1165,6 +1199,22 @@ mod tests {
             assert!(matches!(r, Err(BlockError::Config(m)) if m == "stop"), "{func:?}");
             assert_eq!(calls, 10, "{func:?}");
         }
+        // Quantiles from sketches (and averages for the series without): the same on one
+        // thread and on several.
+        let (mint, maxt) = (H, 3 * DAY - 2 * H);
+        let mut h = hints(0, maxt, 6 * H, 6 * H, Some("quantile_over_time"));
+        h.quantile = Some(0.5);
+        let refs = postings(&order, &matchers).unwrap();
+        let one = read_quantiles(&h, 0.5, &order, &matchers, refs, mint, maxt).unwrap();
+        assert_eq!(one.len(), (0..600).filter(|i| !(i % 7 == 3 && i % 11 == 5)).count());
+        assert_eq!(one[1].1.len() as i64, (maxt - mint) / (6 * H) + 1, "one sample per evaluation");
+        assert_eq!(one[0].1.len() as i64, (maxt - mint) / H + 1, "bucket averages without sketches");
+        assert!(read_threads(&postings(&order, &matchers).unwrap()) > 1 || available_threads() == 1);
+        assert_eq!(rollup_quantiles_blocks(&h, &order, &matchers, mint, maxt).unwrap(), one);
+    }
+
+    fn available_threads() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     }
 
     #[test]
