@@ -17,6 +17,9 @@
 //!   of a label's values, counter increase/rate with PromQL's reset handling.
 //!   Every aggregate is mergeable and serde-serializable ([`WindowAggregate::merge`],
 //!   [`rollup`]), so hourly rollups are built from minutely ones without raw data.
+//! - [`CompactDdSketch`] ([`ddbins`]): a DDSketch with explicit bins, exact merging and a
+//!   compact encoding (a few dozen bytes for an hour of a gauge), small enough to store one
+//!   per rollup bucket; telemetry-store's rollup tiers keep them for quantiles over rollups.
 //! - [`sampling`]: full, probabilistic, rate-limited, adaptive and reservoir policies chosen
 //!   per metric family; kept samples carry a weight, and the weighted count and sum are
 //!   unbiased (the module docs explain why values themselves are never scaled).
