@@ -293,7 +293,8 @@ impl Run {
         n
     }
 
-    /// Decodes a run whose indices must lie in `min..=max`, adding its counts to `total`.
+    /// Decodes a run whose indices must lie in `min..=max`, adding its counts to `total`: the
+    /// checks of [`RunSpan::scan`], then the counts it located.
     fn decode(
         r: &mut Reader<'_>,
         store: &'static str,
@@ -301,40 +302,11 @@ impl Run {
         max: i64,
         total: &mut u64,
     ) -> Result<Run, SketchDecodeError> {
-        let at = r.pos;
-        let nbins = r.uvarint("bin count")?;
-        if nbins > MAX_BINS as u64 {
-            return Err(SketchDecodeError::TooManyBins { offset: at, store, nbins, max: MAX_BINS });
-        }
-        if nbins == 0 {
+        let span = RunSpan::scan(r, store, min, max, total)?;
+        if span.nbins == 0 {
             return Ok(Run::default());
         }
-        let at = r.pos;
-        let first = unzigzag(r.uvarint("first bin index")?);
-        let last = first.saturating_add(nbins as i64 - 1);
-        if first < min || last > max {
-            return Err(SketchDecodeError::IndexRange { offset: at, store, first, last, min, max });
-        }
-        // Each count takes at least one byte: never reserve more than the input can fill.
-        let mut counts = Vec::with_capacity((nbins as usize).min(r.remaining()));
-        let mut first_at = 0;
-        for k in 0..nbins {
-            let at = r.pos;
-            if k == 0 {
-                first_at = at;
-            }
-            let c = r.uvarint("bin count value")?;
-            *total = total.checked_add(c).ok_or(SketchDecodeError::CountOverflow { offset: at })?;
-            if c == 0 && k + 1 == nbins {
-                return Err(SketchDecodeError::ZeroEdge { offset: at, store });
-            }
-            counts.push(c);
-        }
-        if counts[0] == 0 {
-            return Err(SketchDecodeError::ZeroEdge { offset: first_at, store });
-        }
-        // ok: first lies in min..=max, both i32 bin indices.
-        Ok(Run { offset: first as i32, counts })
+        Ok(Run { offset: span.first, counts: Scanned::counts(r.bytes, span).collect() })
     }
 }
 
@@ -356,8 +328,8 @@ impl RunSpan {
         if self.end - self.at == self.nbins { bytes.get(self.at..self.end) } else { None }
     }
 
-    /// Validates a run exactly as [`Run::decode`] does (same checks, same order, same errors),
-    /// adding its counts to `total`, without storing the counts.
+    /// Validates a run (bin count, index range, counts, no zero count at either end), adding
+    /// its counts to `total`, and returns where its counts lie, without storing them.
     #[inline]
     fn scan(
         r: &mut Reader<'_>,
