@@ -785,10 +785,6 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn remaining(&self) -> usize {
-        self.bytes.len() - self.pos
-    }
-
     fn byte(&mut self, field: &'static str) -> Result<u8, SketchDecodeError> {
         let b = *self.bytes.get(self.pos).ok_or(SketchDecodeError::Truncated { offset: self.pos, field })?;
         self.pos += 1;
