@@ -1353,13 +1353,19 @@ impl Querier for DbQuerier<'_> {
                 })
                 .map(|b| &**b)
                 .collect();
-            let rolled = if hints.func.as_deref() == Some("quantile_over_time") && hints.quantile.is_some() {
-                crate::tier::rollup_quantiles_blocks(hints, &blocks, matchers, seg.mint, seg.maxt)?
+            // A rollup point stands for (p - R, p], a quantile from sketches for its window
+            // (t - range, t]: dropped when that meets a deleted interval.
+            let (rolled, stands_for) = if hints.func.as_deref() == Some("quantile_over_time")
+                && hints.quantile.is_some()
+            {
+                let q = crate::tier::rollup_quantiles_blocks(hints, &blocks, matchers, seg.mint, seg.maxt)?;
+                (q, hints.range_ms.max(seg.resolution_ms))
             } else {
-                crate::tier::rollup_samples_blocks(hints.func.as_deref(), &blocks, matchers, seg.mint, seg.maxt)?
+                let r =
+                    crate::tier::rollup_samples_blocks(hints.func.as_deref(), &blocks, matchers, seg.mint, seg.maxt)?;
+                (r, seg.resolution_ms)
             };
-            // A rollup point stands for (p - R, p]: dropped when that bucket meets a deleted interval.
-            sources.push(self.deleted_removed(Box::new(rolled.into_iter().map(Ok)), seg.resolution_ms - 1));
+            sources.push(self.deleted_removed(Box::new(rolled.into_iter().map(Ok)), stands_for - 1));
         }
         Ok(Box::new(MergeSeries { sources: sources.into_iter().map(Iterator::peekable).collect() }))
     }

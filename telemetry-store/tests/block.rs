@@ -148,6 +148,8 @@ fn sketches_round_trip_and_damage_is_a_typed_error() {
     w.add_series_with_sketches(&labels(1), &[(Aggr::Count, &ts, &count)], &sts, &sks).unwrap();
     let e = w.add_series_with_sketches(&labels(2), &[], &sts[..2], &sks[..1]).unwrap_err();
     assert!(matches!(e, BlockError::InvalidSamples { .. }), "{e}");
+    let e = w.add_series(&labels(3), &[(Aggr::Sketch, &ts, &count)]).unwrap_err();
+    assert!(matches!(e, BlockError::InvalidSamples { .. }), "{e}");
     let meta = w.finish(0, 18_060_000, BlockCompaction::default()).unwrap();
     assert_eq!(meta.stats.samples, 300, "sketches are not samples");
     let bdir = dir.path().join(&meta.id);

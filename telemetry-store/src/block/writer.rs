@@ -235,6 +235,9 @@ impl BlockWriter {
         if labels.is_empty() {
             return Err(invalid("empty label set".into()));
         }
+        if data.iter().any(|d| d.0 == Aggr::Sketch) {
+            return Err(invalid("sketches are not floats: pass them as the sketches".into()));
+        }
         self.refs.clear();
         let max = self.opts.chunk_max_samples.clamp(1, STORE_MAX_SAMPLES);
         let sketch_part = (Aggr::Sketch, sketch_ts, sketch_ts.len(), sketches.len());
