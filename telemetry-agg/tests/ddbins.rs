@@ -327,16 +327,22 @@ fn merge_refuses_to_overflow_the_count() {
     assert_eq!(a.count(), u64::MAX);
 }
 
+/// 30,000 values spread log-uniformly over 1e-3..1e6, a third of them negative: at alpha 0.001
+/// about 10,000 bins per sign, more than `MAX_BINS`.
+fn wide_values(rng: &mut StdRng) -> Vec<f64> {
+    (0..30_000)
+        .map(|i| {
+            let v = 10f64.powf(rand::Rng::gen_range(rng, -3.0..6.0));
+            if i % 3 == 0 { -v } else { v }
+        })
+        .collect()
+}
+
 #[test]
 fn collapsed_merges_equal_direct() {
     // alpha 0.001 over 1e-3..1e6 needs about 10,000 bins: both stores collapse.
     let mut rng = StdRng::seed_from_u64(11);
-    let values: Vec<f64> = (0..30_000)
-        .map(|i| {
-            let v = 10f64.powf(rand::Rng::gen_range(&mut rng, -3.0..6.0));
-            if i % 3 == 0 { -v } else { v }
-        })
-        .collect();
+    let values = wide_values(&mut rng);
     let direct = build(0.001, &values);
     assert!(direct.is_collapsed());
     for parts in [2, 7, 60] {
@@ -630,12 +636,7 @@ fn merge_encoded_refuses_to_overflow_the_count() {
 fn merge_encoded_collapses_like_merge() {
     // alpha 0.001: 1e-3..1e6 needs about 10,000 bins per sign, more than MAX_BINS.
     let mut rng = StdRng::seed_from_u64(5);
-    let values: Vec<f64> = (0..30_000)
-        .map(|i| {
-            let v = 10f64.powf(rand::Rng::gen_range(&mut rng, -3.0..6.0));
-            if i % 3 == 0 { -v } else { v }
-        })
-        .collect();
+    let values = wide_values(&mut rng);
     let direct = build(0.001, &values);
     assert!(direct.is_collapsed());
     // Low parts first, then high ones: the accumulator's runs have to fold while merging.
