@@ -411,8 +411,9 @@ pub const RAW_PREFERRED: &[&str] = &["count_over_time", "resets", "changes"];
 
 /// The resolution (0 = raw) a query with these hints should read, given the blocks present:
 /// the coarsest tier whose resolution is at most the query's step (and at most the range of
-/// its range selector, when it has one) and which has blocks overlapping the query's range
-/// (`[start − range, end]`); raw when no such tier has data. For an instant query (step 0)
+/// its range selector, when it has one) and which has blocks overlapping the hints'
+/// `[start, end]` (the start already covers the range, as [`SelectHints::start_ms`] says and
+/// as Prometheus's hints do); raw when no such tier has data. For an instant query (step 0)
 /// the range selector's range alone bounds the resolution; without one, raw. For the
 /// functions of [`RAW_PREFERRED`], the finest eligible tier with data instead.
 pub fn route(hints: &SelectHints, cfg: &TierConfig, blocks: &[BlockMeta]) -> i64 {
@@ -421,8 +422,7 @@ pub fn route(hints: &SelectHints, cfg: &TierConfig, blocks: &[BlockMeta]) -> i64
         (0, r) | (r, 0) => r,
         (s, r) => s.min(r),
     };
-    let lo = hints.start_ms.saturating_sub(hints.range_ms);
-    let hi = hints.end_ms;
+    let (lo, hi) = (hints.start_ms, hints.end_ms);
     let has_data = |res: i64| blocks.iter().any(|m| m.resolution_ms == res && overlaps(m, lo, hi));
     let eligible = cfg.tiers.iter().filter(|t| t.resolution_ms <= bound).map(|t| t.resolution_ms);
     let raw_preferred = hints.func.as_deref().is_some_and(|f| RAW_PREFERRED.contains(&f));
@@ -1052,6 +1052,9 @@ mod tests {
         assert_eq!(route(&hints(0, 30 * DAY, H, 5 * M, Some("rate")), &cfg, &blocks), M);
         // coarse tier without data for the range: finer
         assert_eq!(route(&hints(28 * DAY + H, 30 * DAY, H, 0, None), &cfg, &blocks), M);
+        // the hints' start already covers the range: a range reaching back into the hour
+        // tier's last block from a start past it does not count as data there
+        assert_eq!(route(&hints(28 * DAY + H, 30 * DAY, H, 2 * H, Some("max_over_time")), &cfg, &blocks), M);
         // count_over_time prefers raw while there is some
         assert_eq!(route(&hints(0, 30 * DAY, H, H, Some("count_over_time")), &cfg, &blocks), 0);
         assert_eq!(route(&hints(0, 5 * DAY, H, H, Some("count_over_time")), &cfg, &blocks), H);
