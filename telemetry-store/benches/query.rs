@@ -38,70 +38,13 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use telemetry_agg::CompactDdSketch;
-use telemetry_core::{Labels, Matcher, SelectHints};
+use telemetry_core::{Matcher, SelectHints};
 use telemetry_store::block::{Aggr, Block, BlockCompaction, BlockMeta, BlockWriter, open_blocks};
 use telemetry_store::tier::{self, TierConfig};
 
-const M: i64 = 60_000;
-const H: i64 = 60 * M;
-const DAY: i64 = 24 * H;
-const SERIES: usize = 1_000;
-/// "Now": a multiple of 7 days since the epoch.
-const NOW: i64 = 2_920 * 7 * DAY;
-
-fn labels(i: usize) -> Labels {
-    Labels::from_pairs([
-        ("__name__", "node_cpu_usage"),
-        ("instance", &format!("host-{:03}:9100", i / 10)),
-        ("cpu", &format!("{}", i % 10)),
-    ])
-    .unwrap()
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// One rollup block of resolution `res` over `[a, b)` with synthetic aggregates.
-fn write_rollup_block(dir: &Path, res: i64, a: i64, b: i64) {
-    let per_bucket = (res / 10_000) as f64; // 10 s scrapes
-    let mut w = BlockWriter::new(dir, res).unwrap();
-    let ts: Vec<i64> = (a..b).step_by(res as usize).collect();
-    let (mut count, mut sum, mut min, mut max, mut counter) = (vec![], vec![], vec![], vec![], vec![]);
-    for i in 0..SERIES {
-        count.clear();
-        sum.clear();
-        min.clear();
-        max.clear();
-        counter.clear();
-        for &t in &ts {
-            let h = mix((i as u64) << 40 ^ t as u64);
-            let base = 40.0 + 20.0 * ((t / res) as f64 / 24.0 + i as f64).sin();
-            let spread = (h % 1000) as f64 / 100.0;
-            let lo = (base * 100.0).round() / 100.0;
-            count.push(per_bucket);
-            sum.push(((lo + spread / 2.0) * per_bucket * 100.0).round() / 100.0);
-            min.push(lo);
-            max.push(lo + spread);
-            counter.push((h % 5_000) as f64);
-        }
-        w.add_series(
-            &labels(i),
-            &[
-                (Aggr::Count, &ts, &count),
-                (Aggr::Sum, &ts, &sum),
-                (Aggr::Min, &ts, &min),
-                (Aggr::Max, &ts, &max),
-                (Aggr::Counter, &ts, &counter),
-            ],
-        )
-        .unwrap();
-    }
-    w.finish(a, b, BlockCompaction::default()).unwrap();
-}
+#[path = "common/rollups.rs"]
+mod rollups;
+use rollups::{DAY, H, M, NOW, SERIES, hour_block_ranges, labels, mix, write_rollup_block};
 
 /// 1-hour rollup blocks over `[a, b)` with a quantile sketch per bucket (six values of a
 /// gauge between 20 and 70 each, relative accuracy 0.01) beside the count and sum.
@@ -128,16 +71,6 @@ fn write_sketch_block(dir: &Path, a: i64, b: i64) {
         w.add_series_with_sketches(&labels(i), &data, &ts, &sketches).unwrap();
     }
     w.finish(a, b, BlockCompaction::default()).unwrap();
-}
-
-/// The 1-hour tier's block range: the default configuration's (`QUERY_BENCH_HOUR_BLOCK_DAYS`
-/// overrides it, to compare layouts).
-fn hour_block_range() -> i64 {
-    std::env::var("QUERY_BENCH_HOUR_BLOCK_DAYS")
-        .ok()
-        .and_then(|d| d.parse::<i64>().ok())
-        .map(|d| d * DAY)
-        .unwrap_or(TierConfig::default().tiers[1].block_range_ms)
 }
 
 /// Nanoseconds of CPU time of `clock` (`CLOCK_THREAD_CPUTIME_ID` or `CLOCK_PROCESS_CPUTIME_ID`):
@@ -172,11 +105,8 @@ fn build() -> Store {
     let t = std::time::Instant::now();
     if open_blocks(&dir).map(|b| b.is_empty()).unwrap_or(true) {
         // 1-hour tier: 2 years and a bit of blocks of the default range ending at NOW.
-        let range = hour_block_range();
-        let mut a = NOW - (730 * DAY + range - 1) / range * range;
-        while a < NOW {
-            write_rollup_block(&dir, H, a, a + range);
-            a += range;
+        for (a, b) in hour_block_ranges() {
+            write_rollup_block(&dir, H, a, b);
         }
         // 1-minute tier: the last two days.
         write_rollup_block(&dir, M, NOW - 2 * DAY, NOW - DAY);
@@ -184,11 +114,8 @@ fn build() -> Store {
     }
     let sketch_dir = dir.with_file_name("sketch-blocks");
     if open_blocks(&sketch_dir).map(|b| b.is_empty()).unwrap_or(true) {
-        let range = hour_block_range();
-        let mut a = NOW - (730 * DAY + range - 1) / range * range;
-        while a < NOW {
-            write_sketch_block(&sketch_dir, a, a + range);
-            a += range;
+        for (a, b) in hour_block_ranges() {
+            write_sketch_block(&sketch_dir, a, b);
         }
     }
     let blocks: Vec<Arc<Block>> = open_blocks(&dir).unwrap().into_iter().map(Arc::new).collect();
