@@ -855,7 +855,13 @@ impl<'a> Ev<'a> {
                 let mut raw = Raw { labels: s.labels, drop_name: false, ts: Vec::new(), vs: Vec::new() };
                 while s.samples.next_batch(&mut batch)? {
                     self.count_loaded(batch.len())?;
-                    if drop_stale && batch.values.iter().any(|v| is_stale_nan(*v)) {
+                    let stale = drop_stale && batch.values.iter().any(|v| is_stale_nan(*v));
+                    if raw.ts.is_empty() && !stale {
+                        // The first batch is taken as it is, not copied: a source that hands
+                        // over a series in one batch (the store's rollup reads) costs no copy.
+                        std::mem::swap(&mut raw.ts, &mut batch.timestamps);
+                        std::mem::swap(&mut raw.vs, &mut batch.values);
+                    } else if stale {
                         for (&t, &v) in batch.timestamps.iter().zip(&batch.values) {
                             if !is_stale_nan(v) {
                                 raw.ts.push(t);
