@@ -574,6 +574,20 @@ pub fn rollup_quantiles_blocks(
     in_label_ranges(&order, refs, threads, |part| read_quantiles(hints, phi, &order, matchers, part, mint, maxt))
 }
 
+/// The first index at or after `from` of an entry ending after `t` (`entries` sorted by
+/// bucket end, none before `from` ending after `t`). Consecutive evaluation times usually
+/// move a window by a few buckets: those are stepped over, longer moves binary-searched.
+fn first_after(entries: &[(i64, f64, &[u8])], from: usize, t: i64) -> usize {
+    let mut i = from;
+    for _ in 0..8 {
+        match entries.get(i) {
+            Some(e) if e.0 <= t => i += 1,
+            _ => return i,
+        }
+    }
+    i + entries[i..].partition_point(|e| e.0 <= t)
+}
+
 /// [`rollup_quantiles_blocks`] over the series references `refs[i]` of each block of `order`
 /// (sorted by time), on this thread.
 fn read_quantiles(
@@ -644,9 +658,11 @@ fn read_quantiles(
                 continue;
             }
         };
+        // Window (t − range, t] is entries[lo..hi]; both ends only move forward with t.
+        let (mut lo, mut hi) = (0, 0);
         for &t in &times {
-            let lo = entries.partition_point(|e| e.0 <= t.saturating_sub(hints.range_ms));
-            let hi = entries.partition_point(|e| e.0 <= t);
+            lo = first_after(&entries, lo, t.saturating_sub(hints.range_ms));
+            hi = first_after(&entries, hi.max(lo), t);
             if lo == hi {
                 continue;
             }
@@ -1270,6 +1286,27 @@ mod tests {
         for (t, v) in sa.timestamps.iter().zip(&sa.values) {
             let exact = (10 * (t / M) + 6) as f64;
             assert!((v - exact).abs() <= 0.01 * exact, "{t}: {v} vs {exact}");
+        }
+        // Steps and ranges shorter than, equal to and longer than each other and the bucket:
+        // every window's quantile is that of its buckets' sketches merged directly, bit for
+        // bit, at every evaluation time 119 min − k·step down to mint.
+        for step in [M, 3 * M, 10 * M, 37 * M, 200 * M] {
+            for range in [M, 2 * M, 10 * M, 45 * M, 300 * M] {
+                let got = q(119 * M, step, range, 0.7, M, 120 * M).unwrap();
+                let sa = &got[0].1;
+                let want_ts: Vec<i64> = (0..).map(|k| 119 * M - k * step).take_while(|&t| t >= M).collect();
+                assert_eq!(sa.timestamps, want_ts.into_iter().rev().collect::<Vec<_>>(), "step {step} range {range}");
+                for (&t, v) in sa.timestamps.iter().zip(&sa.values) {
+                    let mut want = CompactDdSketch::new(0.01).unwrap();
+                    for (&p, sk) in ts.iter().zip(&sketches) {
+                        if p > t - range && p <= t {
+                            want.merge(sk).unwrap();
+                        }
+                    }
+                    let want = want.quantile(0.7).unwrap();
+                    assert_eq!(v.to_bits(), want.to_bits(), "step {step} range {range} at {t}");
+                }
+            }
         }
         // φ = 0 over a one-bucket window is the bucket's smallest value.
         let got = q(60 * M, 0, M, 0.0, M, 120 * M).unwrap();
