@@ -672,6 +672,9 @@ impl CompactDdSketch {
         }
         // ok: q·(n−1) is in 0..=n−1 (as f64); the cast saturates and min() clamps rounding.
         let rank = ((q * (self.count - 1) as f64).floor() as u64).min(self.count - 1);
+        if rank >= self.count / 2 {
+            return self.quantile_from_the_top(rank);
+        }
         let mut seen = 0u64;
         for (k, &c) in self.neg.counts.iter().enumerate() {
             seen += c;
@@ -688,6 +691,35 @@ impl CompactDdSketch {
             seen += c;
             if seen > rank {
                 return Some(self.mapping.value(self.pos.offset + k as i32));
+            }
+        }
+        // Unreachable while count is the sum of the bins (an invariant of every constructor).
+        None
+    }
+
+    /// The bin of the element of rank `rank` (below `count`), found from the largest value
+    /// down, for high ranks (a p99 is a bin or two from the top): the highest bin that,
+    /// with every bin above it, holds at least `count − rank` elements. It is the bin the
+    /// ascending walk of [`quantile`](Self::quantile) finds, the first whose running count
+    /// passes `rank`.
+    fn quantile_from_the_top(&self, rank: u64) -> Option<f64> {
+        let need = self.count - rank;
+        let mut above = 0u64;
+        for (k, &c) in self.pos.counts.iter().enumerate().rev() {
+            above += c;
+            if above >= need {
+                return Some(self.mapping.value(self.pos.offset + k as i32));
+            }
+        }
+        above += self.zero_count;
+        if above >= need {
+            return Some(0.0);
+        }
+        for (k, &c) in self.neg.counts.iter().enumerate().rev() {
+            above += c;
+            if above >= need {
+                // ok: offset + k is a valid negative-store index (at least −max_index).
+                return Some(-self.mapping.value(-(self.neg.offset + k as i32)));
             }
         }
         // Unreachable while count is the sum of the bins (an invariant of every constructor).
