@@ -135,6 +135,38 @@ impl Mapping {
     fn value(&self, i: i32) -> f64 {
         (f64::from(i) * self.ln_gamma - self.ln_half).exp().min(f64::MAX)
     }
+
+    /// The representative value of the element of rank `rank` among the bins in ascending
+    /// order: the negative run `(first index, counts)` (stored with negated indices, so its
+    /// counts ascend in value), the zero bucket, then the positive run; the bin whose running
+    /// count first passes `rank`. `None` when `rank` is not below the total.
+    fn value_of_rank(
+        &self,
+        rank: u64,
+        neg: (i32, impl Iterator<Item = u64>),
+        zero_count: u64,
+        pos: (i32, impl Iterator<Item = u64>),
+    ) -> Option<f64> {
+        let mut seen = 0u64;
+        for (k, c) in neg.1.enumerate() {
+            seen += c;
+            if seen > rank {
+                // ok: first + k is a valid negative-store index (at least −max_index).
+                return Some(-self.value(-(neg.0 + k as i32)));
+            }
+        }
+        seen += zero_count;
+        if seen > rank {
+            return Some(0.0);
+        }
+        for (k, c) in pos.1.enumerate() {
+            seen += c;
+            if seen > rank {
+                return Some(self.value(pos.0 + k as i32));
+            }
+        }
+        None
+    }
 }
 
 /// A dense run of bins: `counts[k]` is the count of bin `offset + k`. Empty runs have
@@ -203,25 +235,7 @@ impl Run {
 
     /// Adds every bin of `o`; returns whether bins were folded.
     fn merge(&mut self, o: &Run) -> bool {
-        if o.counts.is_empty() {
-            return false;
-        }
-        if self.counts.is_empty() {
-            self.clone_from(o);
-            return false;
-        }
-        let o_lo = i64::from(o.offset);
-        let wanted_lo = o_lo.min(i64::from(self.offset));
-        let hi = o.last().max(self.last());
-        let lo = wanted_lo.max(hi - MAX_BINS as i64 + 1);
-        if lo != i64::from(self.offset) || hi != self.last() {
-            self.rebase(lo, hi);
-        }
-        for (k, &c) in o.counts.iter().enumerate() {
-            let idx = (o_lo + k as i64).max(lo);
-            self.counts[(idx - lo) as usize] += c;
-        }
-        lo > wanted_lo
+        self.add_counts(o.offset, o.counts.iter().copied())
     }
 
     /// Adds the counts of a validated run of `bytes` (see [`RunSpan`]), exactly as
@@ -231,44 +245,46 @@ impl Run {
         if span.nbins == 0 {
             return false;
         }
-        let mut p = span.at;
-        if self.counts.is_empty() {
-            // As `merge` with an empty `self`: take the run as it is.
-            self.offset = span.first;
-            if let Some(one) = span.single_bytes(bytes) {
-                self.counts.extend(one.iter().map(|&b| u64::from(b)));
-            } else {
-                self.counts.extend((0..span.nbins).map(|_| trusted_uvarint(bytes, &mut p)));
-            }
+        match span.single_bytes(bytes) {
+            Some(one) => self.add_counts(span.first, one.iter().map(|&b| u64::from(b))),
+            None => self.add_counts(span.first, Scanned::counts(bytes, span)),
+        }
+    }
+
+    /// Adds `counts` to bins `first, first + 1, …` (a run of another sketch: its first and
+    /// last counts are not zero), growing the run, and folding the bins below the kept range
+    /// into its lowest bin, as [`add`](Self::add) does; returns whether bins were folded.
+    fn add_counts(&mut self, first: i32, counts: impl ExactSizeIterator<Item = u64>) -> bool {
+        let n = counts.len();
+        if n == 0 {
             return false;
         }
-        let o_lo = i64::from(span.first);
+        if self.counts.is_empty() {
+            // Take the run as it is.
+            self.offset = first;
+            self.counts.extend(counts);
+            return false;
+        }
+        let o_lo = i64::from(first);
         let wanted_lo = o_lo.min(i64::from(self.offset));
-        let hi = (o_lo + span.nbins as i64 - 1).max(self.last());
+        let hi = (o_lo + n as i64 - 1).max(self.last());
         let lo = wanted_lo.max(hi - MAX_BINS as i64 + 1);
         if lo != i64::from(self.offset) || hi != self.last() {
             self.rebase(lo, hi);
         }
         if o_lo >= lo {
-            // No bin of the encoded run is folded: add them side by side. The run now spans
-            // lo..=hi, which holds o_lo..o_lo + nbins.
+            // No bin of the added run is folded: add them side by side. The run now spans
+            // lo..=hi, which holds o_lo..o_lo + n.
             let start = (o_lo - lo) as usize;
-            // ok: the run spans lo..=hi after the rebase, and o_lo..o_lo + nbins lies inside.
-            let dst = &mut self.counts[start..start + span.nbins];
-            if let Some(one) = span.single_bytes(bytes) {
-                for (c, &b) in dst.iter_mut().zip(one) {
-                    *c += u64::from(b);
-                }
-            } else {
-                for c in dst {
-                    *c += trusted_uvarint(bytes, &mut p);
-                }
+            // ok: the run spans lo..=hi after the rebase, and o_lo..o_lo + n lies inside.
+            for (c, add) in self.counts[start..start + n].iter_mut().zip(counts) {
+                *c += add;
             }
         } else {
-            for k in 0..span.nbins {
+            for (k, add) in counts.enumerate() {
                 let idx = (o_lo + k as i64).max(lo);
                 // ok: idx is in lo..=hi, the run's span after the rebase.
-                self.counts[(idx - lo) as usize] += trusted_uvarint(bytes, &mut p);
+                self.counts[(idx - lo) as usize] += add;
             }
         }
         lo > wanted_lo
@@ -425,7 +441,7 @@ impl Scanned {
     }
 
     /// The counts of a run, in bin order (valid for the bytes that were scanned).
-    fn counts<'a>(bytes: &'a [u8], span: RunSpan) -> impl Iterator<Item = u64> + 'a {
+    fn counts<'a>(bytes: &'a [u8], span: RunSpan) -> impl ExactSizeIterator<Item = u64> + 'a {
         let mut p = span.at;
         (0..span.nbins).map(move |_| trusted_uvarint(bytes, &mut p))
     }
@@ -631,32 +647,10 @@ impl CompactDdSketch {
     pub fn quantile_of_encoded(alpha: f64, bytes: &[u8], q: f64) -> Result<Option<f64>, SketchDecodeError> {
         let mapping = Mapping::new(alpha)?;
         let sc = Scanned::scan(&mapping, bytes)?;
-        let count = sc.total;
-        if count == 0 || !(0.0..=1.0).contains(&q) {
-            return Ok(None);
-        }
-        // ok: q·(n−1) is in 0..=n−1 (as f64); the cast saturates and min() clamps rounding.
-        let rank = ((q * (count - 1) as f64).floor() as u64).min(count - 1);
-        let mut seen = 0u64;
-        for (k, c) in Scanned::counts(bytes, sc.neg).enumerate() {
-            seen += c;
-            if seen > rank {
-                // ok: first + k is a valid negative-store index (checked by the scan).
-                return Ok(Some(-mapping.value(-(sc.neg.first + k as i32))));
-            }
-        }
-        seen += sc.zero_count;
-        if seen > rank {
-            return Ok(Some(0.0));
-        }
-        for (k, c) in Scanned::counts(bytes, sc.pos).enumerate() {
-            seen += c;
-            if seen > rank {
-                return Ok(Some(mapping.value(sc.pos.first + k as i32)));
-            }
-        }
-        // Unreachable: the scan's total is the sum of the counts.
-        Ok(None)
+        let Some(rank) = rank_of(q, sc.total) else { return Ok(None) };
+        let neg = (sc.neg.first, Scanned::counts(bytes, sc.neg));
+        let pos = (sc.pos.first, Scanned::counts(bytes, sc.pos));
+        Ok(mapping.value_of_rank(rank, neg, sc.zero_count, pos))
     }
 
     /// Estimates the `q`-quantile, `q` in `[0, 1]`: the representative value of the bin holding
@@ -667,34 +661,13 @@ impl CompactDdSketch {
     ///
     /// `None` when the sketch is empty or `q` is NaN or outside `[0, 1]`.
     pub fn quantile(&self, q: f64) -> Option<f64> {
-        if self.count == 0 || !(0.0..=1.0).contains(&q) {
-            return None;
-        }
-        // ok: q·(n−1) is in 0..=n−1 (as f64); the cast saturates and min() clamps rounding.
-        let rank = ((q * (self.count - 1) as f64).floor() as u64).min(self.count - 1);
+        let rank = rank_of(q, self.count)?;
         if rank >= self.count / 2 {
             return self.quantile_from_the_top(rank);
         }
-        let mut seen = 0u64;
-        for (k, &c) in self.neg.counts.iter().enumerate() {
-            seen += c;
-            if seen > rank {
-                // ok: offset + k is a valid negative-store index (at least −max_index).
-                return Some(-self.mapping.value(-(self.neg.offset + k as i32)));
-            }
-        }
-        seen += self.zero_count;
-        if seen > rank {
-            return Some(0.0);
-        }
-        for (k, &c) in self.pos.counts.iter().enumerate() {
-            seen += c;
-            if seen > rank {
-                return Some(self.mapping.value(self.pos.offset + k as i32));
-            }
-        }
-        // Unreachable while count is the sum of the bins (an invariant of every constructor).
-        None
+        let neg = (self.neg.offset, self.neg.counts.iter().copied());
+        let pos = (self.pos.offset, self.pos.counts.iter().copied());
+        self.mapping.value_of_rank(rank, neg, self.zero_count, pos)
     }
 
     /// The bin of the element of rank `rank` (below `count`), found from the largest value
@@ -791,6 +764,16 @@ fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
 fn uvarint_len(v: u64) -> usize {
     // 1 byte per started group of 7 bits, at least 1.
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// The 0-based rank `floor(q·(n−1))` a `q`-quantile of `n` values reads; `None` when `n` is 0
+/// or `q` is NaN or outside `[0, 1]`.
+fn rank_of(q: f64, n: u64) -> Option<u64> {
+    if n == 0 || !(0.0..=1.0).contains(&q) {
+        return None;
+    }
+    // ok: q·(n−1) is in 0..=n−1 (as f64); the cast saturates and min() clamps rounding.
+    Some(((q * (n - 1) as f64).floor() as u64).min(n - 1))
 }
 
 /// Reads a uvarint at `*pos` that a [`Reader`] has already validated, advancing `pos`. Never
