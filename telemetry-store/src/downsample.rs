@@ -389,14 +389,20 @@ pub(crate) fn read_parts_sketches(
         }
     }
     if !sorted {
-        // Stable: of equal timestamps, the earlier block's comes first and is kept.
         let mut pairs: Vec<(i64, CompactDdSketch)> =
             std::mem::take(&mut out.timestamps).into_iter().zip(std::mem::take(&mut out.sketches)).collect();
-        pairs.sort_by_key(|p| p.0);
-        pairs.dedup_by_key(|p| p.0);
+        earlier_block_wins(&mut pairs, |p| p.0);
         (out.timestamps, out.sketches) = pairs.into_iter().unzip();
     }
     Ok(())
+}
+
+/// Puts a series' items read from overlapping blocks (appended block by block, in the
+/// blocks' time order) in time order, keeping of equal times the item of the earlier block
+/// (a stable sort, then the first of each run).
+pub(crate) fn earlier_block_wins<T>(items: &mut Vec<T>, time: impl Fn(&T) -> i64) {
+    items.sort_by_key(&time);
+    items.dedup_by_key(|x| time(x));
 }
 
 /// Writes one rollup block for `[a, b)` from `sources` (raw when `source_resolution_ms` is 0),

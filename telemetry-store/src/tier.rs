@@ -56,7 +56,8 @@ use telemetry_core::{Labels, Matcher, SampleBatch, SelectHints};
 
 use crate::block::{Aggr, Block, BlockError, BlockMeta, delete_block};
 use crate::downsample::{
-    COUNTER_LOOKBACK_MS, SeriesMerge, build_block, postings, read_parts, read_parts_values, split_refs,
+    COUNTER_LOOKBACK_MS, SeriesMerge, build_block, earlier_block_wins, postings, read_parts, read_parts_values,
+    split_refs,
 };
 use telemetry_agg::CompactDdSketch;
 
@@ -634,9 +635,7 @@ fn read_quantiles(
             sorted &= start == 0 || entries.get(start).is_none_or(|e| e.0 > entries[start - 1].0);
         }
         if !sorted {
-            // Overlapping blocks: of equal bucket ends, the earlier block's (stable sort).
-            entries.sort_by_key(|e| e.0);
-            entries.dedup_by_key(|e| e.0);
+            earlier_block_wins(&mut entries, |e| e.0);
         }
         let alpha = entries.first().map(|e| e.1);
         let complete = entries.len() == count.timestamps.len()
